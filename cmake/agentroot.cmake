@@ -5,7 +5,7 @@
 function(agentroot_warnings target)
   target_compile_options(${target} PRIVATE
     -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
-    -Wunused -Woverloaded-virtual -Wnull-dereference -Wdouble-promotion
+    -Wunused -Woverloaded-virtual -Wdouble-promotion
     -Wformat=2 -Wimplicit-fallthrough)
   if(AGENTROOT_WERROR)
     target_compile_options(${target} PRIVATE -Werror)

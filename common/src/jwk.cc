@@ -1,0 +1,218 @@
+#include "agentroot/common/jwk.h"
+
+#include <openssl/core_names.h>
+#include <openssl/sha.h>
+
+#include <array>
+
+namespace agentroot::common {
+namespace {
+
+constexpr std::size_t kP256CoordinateSize = 32;
+constexpr int kMaxRsaBits = 16384;
+constexpr std::array<const char*, 8> kPrivateMembers = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
+
+Result<Bytes> DecodeMember(const Json& json, const char* name) {
+  AR_ASSIGN_OR_RETURN(std::string text, GetString(json, name));
+  auto bytes = Base64UrlDecode(text);
+  if (!bytes.ok()) return bytes.status().WithContext(std::string("jwk: member \"") + name + "\"");
+  return bytes;
+}
+
+Result<std::string> OptionalString(const Json& json, const char* name) {
+  auto it = json.find(name);
+  if (it == json.end()) return std::string();
+  if (!it->is_string()) {
+    return InvalidArgumentError(std::string("jwk: member \"") + name + "\" is not a string");
+  }
+  return it->get<std::string>();
+}
+
+Result<Bytes> BignumParam(const EVP_PKEY* key, const char* name, int pad_to) {
+  BIGNUM* raw = nullptr;
+  if (EVP_PKEY_get_bn_param(key, name, &raw) != 1) {
+    return OpenSslInternal(std::string("reading key parameter ") + name);
+  }
+  BignumPtr bn(raw);
+  int size = pad_to > 0 ? pad_to : BN_num_bytes(bn.get());
+  Bytes out(static_cast<std::size_t>(size));
+  if (BN_bn2binpad(bn.get(), out.data(), size) != size) {
+    return OpenSslInternal(std::string("encoding key parameter ") + name);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Jwk> Jwk::FromJson(const Json& json) {
+  if (!json.is_object()) return InvalidArgumentError("jwk: not a JSON object");
+  for (const char* member : kPrivateMembers) {
+    if (json.contains(member)) {
+      return InvalidArgumentError(std::string("jwk: private member \"") + member +
+                                  "\" present; only public keys are accepted");
+    }
+  }
+  AR_ASSIGN_OR_RETURN(std::string kty, GetString(json, "kty"));
+  Result<Jwk> parsed = InvalidArgumentError("jwk: unsupported kty \"" + kty.substr(0, 16) + "\"");
+  if (kty == "EC") {
+    AR_ASSIGN_OR_RETURN(std::string crv, GetString(json, "crv"));
+    if (crv != "P-256") return InvalidArgumentError("jwk: unsupported crv \"" + crv.substr(0, 16) + "\"");
+    AR_ASSIGN_OR_RETURN(Bytes x, DecodeMember(json, "x"));
+    AR_ASSIGN_OR_RETURN(Bytes y, DecodeMember(json, "y"));
+    // RFC 7518 §6.2.1.2: coordinates are exactly the field size.
+    if (x.size() != kP256CoordinateSize || y.size() != kP256CoordinateSize) {
+      return InvalidArgumentError("jwk: P-256 coordinates must be 32 bytes each");
+    }
+    parsed = Jwk(JwkKeyType::kEcP256, std::move(x), std::move(y));
+  } else if (kty == "RSA") {
+    AR_ASSIGN_OR_RETURN(Bytes n, DecodeMember(json, "n"));
+    AR_ASSIGN_OR_RETURN(Bytes e, DecodeMember(json, "e"));
+    // RFC 7518 §6.3.1: minimal encodings, no leading zero octets.
+    if (n.empty() || n.front() == 0 || e.empty() || e.front() == 0) {
+      return InvalidArgumentError("jwk: RSA n and e must be minimally encoded and non-zero");
+    }
+    if (e.size() > 8 || (e.back() & 1) == 0 || (e.size() == 1 && e[0] < 3)) {
+      return InvalidArgumentError("jwk: RSA public exponent must be odd, at least 3, at most 64 bits");
+    }
+    parsed = Jwk(JwkKeyType::kRsa, std::move(n), std::move(e));
+    int bits = parsed->bits();
+    if (bits < kMinRsaBits || bits > kMaxRsaBits) {
+      return InvalidArgumentError("jwk: RSA modulus of " + std::to_string(bits) +
+                                  " bits is outside [2048, 16384]");
+    }
+  }
+  if (!parsed.ok()) return parsed.status();
+  AR_ASSIGN_OR_RETURN(parsed->kid_, OptionalString(json, "kid"));
+  AR_ASSIGN_OR_RETURN(parsed->alg_, OptionalString(json, "alg"));
+  AR_ASSIGN_OR_RETURN(parsed->use_, OptionalString(json, "use"));
+  // Reject keys OpenSSL will not accept (an EC point off the curve, say) now,
+  // not at first use.
+  auto pkey = parsed->ToPublicKey();
+  if (!pkey.ok()) return pkey.status();
+  return parsed;
+}
+
+Result<Jwk> Jwk::Parse(std::string_view text) {
+  AR_ASSIGN_OR_RETURN(Json json, ParseJsonStrict(text));
+  return FromJson(json);
+}
+
+Result<Jwk> Jwk::FromPublicKey(const EVP_PKEY* key) {
+  if (key == nullptr) return InvalidArgumentError("jwk: null key");
+  int id = EVP_PKEY_get_base_id(key);
+  if (id == EVP_PKEY_EC) {
+    char group[64] = {0};
+    std::size_t group_len = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &group_len) != 1) {
+      return OpenSslInternal("jwk: reading EC group");
+    }
+    if (std::string_view(group, group_len) != "prime256v1") {
+      return InvalidArgumentError("jwk: unsupported EC group " + std::string(group, group_len));
+    }
+    AR_ASSIGN_OR_RETURN(Bytes x, BignumParam(key, OSSL_PKEY_PARAM_EC_PUB_X, kP256CoordinateSize));
+    AR_ASSIGN_OR_RETURN(Bytes y, BignumParam(key, OSSL_PKEY_PARAM_EC_PUB_Y, kP256CoordinateSize));
+    return Jwk(JwkKeyType::kEcP256, std::move(x), std::move(y));
+  }
+  if (id == EVP_PKEY_RSA) {
+    if (EVP_PKEY_get_bits(key) < kMinRsaBits) {
+      return InvalidArgumentError("jwk: RSA key shorter than 2048 bits");
+    }
+    AR_ASSIGN_OR_RETURN(Bytes n, BignumParam(key, OSSL_PKEY_PARAM_RSA_N, 0));
+    AR_ASSIGN_OR_RETURN(Bytes e, BignumParam(key, OSSL_PKEY_PARAM_RSA_E, 0));
+    return Jwk(JwkKeyType::kRsa, std::move(n), std::move(e));
+  }
+  return InvalidArgumentError("jwk: unsupported key type");
+}
+
+Result<EvpPkeyPtr> Jwk::ToPublicKey() const {
+  OsslParamBldPtr builder(OSSL_PARAM_BLD_new());
+  if (!builder) return OpenSslInternal("jwk: OSSL_PARAM_BLD_new");
+  const char* key_type = nullptr;
+  Bytes point;
+  BignumPtr n_bn;
+  BignumPtr e_bn;
+  if (type_ == JwkKeyType::kEcP256) {
+    key_type = "EC";
+    point.reserve(1 + a_.size() + b_.size());
+    point.push_back(0x04);  // uncompressed SEC1 point
+    point.insert(point.end(), a_.begin(), a_.end());
+    point.insert(point.end(), b_.begin(), b_.end());
+    if (OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                         point.size()) != 1) {
+      return OpenSslInternal("jwk: building EC parameters");
+    }
+  } else {
+    key_type = "RSA";
+    n_bn.reset(BN_bin2bn(a_.data(), static_cast<int>(a_.size()), nullptr));
+    e_bn.reset(BN_bin2bn(b_.data(), static_cast<int>(b_.size()), nullptr));
+    if (!n_bn || !e_bn || OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_N, n_bn.get()) != 1 ||
+        OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_E, e_bn.get()) != 1) {
+      return OpenSslInternal("jwk: building RSA parameters");
+    }
+  }
+  OsslParamPtr params(OSSL_PARAM_BLD_to_param(builder.get()));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
+    return OpenSslInternal("jwk: preparing key import");
+  }
+  EVP_PKEY* raw = nullptr;
+  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return OpenSslError(StatusCode::kInvalidArgument, "jwk: key rejected by OpenSSL");
+  }
+  EvpPkeyPtr key(raw);
+  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    return OpenSslError(StatusCode::kInvalidArgument, "jwk: public key fails validation");
+  }
+  return key;
+}
+
+Json Jwk::ToJson() const {
+  Json json = Json::object();
+  if (type_ == JwkKeyType::kEcP256) {
+    json["kty"] = "EC";
+    json["crv"] = "P-256";
+    json["x"] = Base64UrlEncode(a_);
+    json["y"] = Base64UrlEncode(b_);
+  } else {
+    json["kty"] = "RSA";
+    json["n"] = Base64UrlEncode(a_);
+    json["e"] = Base64UrlEncode(b_);
+  }
+  if (!kid_.empty()) json["kid"] = kid_;
+  if (!alg_.empty()) json["alg"] = alg_;
+  if (!use_.empty()) json["use"] = use_;
+  return json;
+}
+
+std::string Jwk::Thumbprint() const {
+  // RFC 7638 §3.2: required members only, lexicographic order, no
+  // whitespace. Built by hand so the byte string is exactly specified.
+  std::string canonical;
+  if (type_ == JwkKeyType::kEcP256) {
+    canonical = R"({"crv":"P-256","kty":"EC","x":")" + Base64UrlEncode(a_) + R"(","y":")" +
+                Base64UrlEncode(b_) + R"("})";
+  } else {
+    canonical = R"({"e":")" + Base64UrlEncode(b_) + R"(","kty":"RSA","n":")" +
+                Base64UrlEncode(a_) + R"("})";
+  }
+  uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const uint8_t*>(canonical.data()), canonical.size(), digest);
+  return Base64UrlEncode(ByteView(digest, sizeof(digest)));
+}
+
+int Jwk::bits() const {
+  if (type_ == JwkKeyType::kEcP256) return 256;
+  BignumPtr n(BN_bin2bn(a_.data(), static_cast<int>(a_.size()), nullptr));
+  return n ? BN_num_bits(n.get()) : 0;
+}
+
+Jwk Jwk::WithKid(std::string kid) const {
+  Jwk copy = *this;
+  copy.kid_ = std::move(kid);
+  return copy;
+}
+
+}  // namespace agentroot::common
