@@ -145,6 +145,8 @@ TEST(VerificationKeyTest, RejectsAllowlistThatDoesNotFitTheKey) {
   EXPECT_FALSE(VerificationKey::Create(*jwk, {}).ok());
 }
 
+void PrintTo(JwsAlgorithm alg, std::ostream* os) { *os << JwsAlgorithmName(alg); }
+
 class JwsRoundTripTest : public ::testing::TestWithParam<JwsAlgorithm> {};
 
 TEST_P(JwsRoundTripTest, SignsAndVerifies) {

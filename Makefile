@@ -1,0 +1,55 @@
+# agentroot — the two commands (and a few helpers).
+#
+#   make demo   install what is missing, build, run the demo on embedded defaults
+#   make test   install what is missing, build, run every test (incl. ASan+UBSan unit tests)
+#   make bench  install what is missing, build, run the benchmarks -> build/bench/results.json
+#
+# Builds are out of tree: build/ (RelWithDebInfo) and build-asan/ (sanitizers).
+
+BUILD_DIR      ?= build
+ASAN_BUILD_DIR ?= build-asan
+CTEST_JOBS     ?= 2
+CMAKE_FLAGS    ?=
+
+.PHONY: all deps configure build configure-asan build-asan test test-fast test-asan demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+configure: deps $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR)
+
+$(ASAN_BUILD_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAGENTROOT_SANITIZE=ON \
+	  -DAGENTROOT_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+configure-asan: deps $(ASAN_BUILD_DIR)/build.ninja
+
+build-asan: configure-asan
+	cmake --build $(ASAN_BUILD_DIR)
+
+# Every test in the normal build, then the unit tests again under ASan+UBSan.
+test: test-fast test-asan
+
+test-fast: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
+
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) -L unit
+
+demo: build
+	scripts/demo.sh $(BUILD_DIR)
+
+bench: build
+	scripts/bench.py --build-dir $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Runs every agentroot benchmark and reports each figure against a ceiling
+measured in the same run.
+
+Google Benchmark binaries live in <build>/bench-bin. A benchmark names its
+ceiling in its label: "ceiling=<openssl speed algorithm>:<sign|verify>".
+Other suites (load generators for services) drop JSON lists of
+{"name","value","unit","ceiling","ratio"} into <build>/bench/extra/*.json.
+
+Writes <build>/bench/results.json and prints a table. Exits non-zero if a
+benchmark fails or names a ceiling this script cannot measure.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+
+def openssl_speed(algorithms, seconds):
+    """ops/s per (algorithm, 'sign'|'verify') from `openssl speed -mr`."""
+    out = subprocess.run(
+        ["openssl", "speed", "-seconds", str(seconds), "-mr", *algorithms],
+        check=True, capture_output=True, text=True).stdout
+    rates = {}
+    for line in out.splitlines():
+        # +F2:<index>:<bits>:<sign/s>:<verify/s> for RSA, +F4 for ECDSA.
+        m = re.match(r"^\+F([24]):\d+:(\d+):([\d.]+):([\d.]+)$", line)
+        if not m:
+            continue
+        kind, bits, sign, verify = m.group(1), m.group(2), float(m.group(3)), float(m.group(4))
+        name = f"rsa{bits}" if kind == "2" else f"ecdsap{bits}"
+        rates[(name, "sign")] = sign
+        rates[(name, "verify")] = verify
+    return rates
+
+
+def run_google_benchmark(binary, min_time):
+    out = subprocess.run(
+        [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
+        check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["benchmarks"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build-dir", default="build")
+    parser.add_argument("--min-time", default="0.5", help="seconds per Google Benchmark")
+    parser.add_argument("--openssl-seconds", type=int, default=2)
+    args = parser.parse_args()
+
+    bench_bin = os.path.join(args.build_dir, "bench-bin")
+    out_dir = os.path.join(args.build_dir, "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    binaries = sorted(p for p in glob.glob(os.path.join(bench_bin, "*"))
+                      if os.access(p, os.X_OK) and os.path.isfile(p))
+    if not binaries:
+        sys.exit(f"bench: no benchmark binaries in {bench_bin}; build first")
+
+    raw = []
+    for binary in binaries:
+        print(f"bench: running {os.path.basename(binary)}", file=sys.stderr)
+        raw.extend(run_google_benchmark(binary, args.min_time))
+
+    wanted = set()
+    for b in raw:
+        m = re.match(r"ceiling=([a-z0-9]+):(sign|verify)", b.get("label", ""))
+        if m:
+            wanted.add(m.group(1))
+    print(f"bench: measuring openssl speed {' '.join(sorted(wanted))}", file=sys.stderr)
+    ceilings = openssl_speed(sorted(wanted), args.openssl_seconds) if wanted else {}
+
+    results = []
+    for b in raw:
+        if b.get("error_occurred"):
+            sys.exit(f"bench: {b['name']} failed: {b.get('error_message')}")
+        value = b.get("items_per_second")
+        m = re.match(r"ceiling=([a-z0-9]+):(sign|verify)", b.get("label", ""))
+        if value is None or not m:
+            sys.exit(f"bench: {b['name']} has no items_per_second or ceiling label")
+        ceiling = ceilings.get((m.group(1), m.group(2)))
+        if not ceiling:
+            sys.exit(f"bench: could not measure ceiling {m.group(0)} for {b['name']}")
+        results.append({
+            "name": b["name"],
+            "value": round(value, 1),
+            "unit": "ops/s",
+            "ceiling": round(ceiling, 1),
+            "ceiling_source": f"openssl speed {m.group(1)} {m.group(2)}",
+            "ratio": round(value / ceiling, 3),
+        })
+
+    for extra in sorted(glob.glob(os.path.join(out_dir, "extra", "*.json"))):
+        with open(extra) as f:
+            results.extend(json.load(f))
+
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+
+    width = max(len(r["name"]) for r in results)
+    print(f"{'benchmark':<{width}}  {'value':>12}  {'unit':<6}  {'ceiling':>12}  {'ratio':>6}")
+    for r in results:
+        print(f"{r['name']:<{width}}  {r['value']:>12.1f}  {r['unit']:<6}  "
+              f"{r['ceiling']:>12.1f}  {r['ratio']:>6.3f}")
+    print(f"bench: wrote {os.path.join(out_dir, 'results.json')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
