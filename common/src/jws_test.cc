@@ -10,6 +10,10 @@
 #include "test_vectors.h"
 
 namespace agentroot::common {
+
+// Readable test names in ctest output (found by ADL, so not in the anonymous namespace).
+void PrintTo(JwsAlgorithm alg, std::ostream* os) { *os << JwsAlgorithmName(alg); }
+
 namespace {
 
 using testing::LoadVector;
@@ -144,8 +148,6 @@ TEST(VerificationKeyTest, RejectsAllowlistThatDoesNotFitTheKey) {
   EXPECT_FALSE(VerificationKey::Create(*jwk, {JwsAlgorithm::kRs256}).ok());
   EXPECT_FALSE(VerificationKey::Create(*jwk, {}).ok());
 }
-
-void PrintTo(JwsAlgorithm alg, std::ostream* os) { *os << JwsAlgorithmName(alg); }
 
 class JwsRoundTripTest : public ::testing::TestWithParam<JwsAlgorithm> {};
 
