@@ -38,6 +38,7 @@ PY
 
 step "2. Read each machine's EK certificate from TPM NV (TCG EK credential profile)"
 CA="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manufacturer_ca"])' "$DEMO_DIR/fleet-out.json")"
+INTERMEDIATE="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("manufacturer_intermediate", ""))' "$DEMO_DIR/fleet-out.json")"
 mapfile -t TCTIS < <(python3 -c 'import json,sys; [print(m["tcti"]) for m in json.load(open(sys.argv[1]))["machines"]]' "$DEMO_DIR/fleet-out.json")
 i=0
 for tcti in "${TCTIS[@]}"; do
@@ -56,9 +57,14 @@ for tcti in "${TCTIS[@]}"; do
   i=$((i + 1))
 done
 
-step "3. Verify both certificates chain to the manufacturer CA (openssl verify)"
+step "3. Verify both certificates chain to the manufacturer's root CA (openssl verify)"
+say "The manufacturer signs EK certificates with an intermediate CA under its root."
+UNTRUSTED=()
+[[ -n "$INTERMEDIATE" ]] && UNTRUSTED=(-untrusted "$INTERMEDIATE")
 for ((j = 0; j < i; j++)); do
-  say "machine-$j: $(openssl verify -CAfile "$CA" "$DEMO_DIR/machine-$j-ek-rsa.pem" 2>&1 | sed 's|.*: ||')"
+  result="$(openssl verify -CAfile "$CA" "${UNTRUSTED[@]}" "$DEMO_DIR/machine-$j-ek-rsa.pem" 2>&1)" \
+    || { echo "demo: machine-$j: $result" >&2; exit 1; }
+  say "machine-$j: ${result##*: }"
 done
 a="$(openssl x509 -in "$DEMO_DIR/machine-0-ek-rsa.pem" -noout -pubkey | sha256sum | cut -c1-16)"
 b="$(openssl x509 -in "$DEMO_DIR/machine-1-ek-rsa.pem" -noout -pubkey | sha256sum | cut -c1-16)"
@@ -67,7 +73,7 @@ say "EK public key hashes: machine-0 $a…, machine-1 $b…"
 say "Different machines, different endorsement keys: each TPM is a distinct identity."
 
 step "4. Stop the fleet"
-"$SIM" tpm stop --dir "$DEMO_DIR"
+say "agentroot-sim: $("$SIM" tpm stop --dir "$DEMO_DIR")"
 say "All swtpm instances of this demo stopped."
 trap - EXIT
 rm -rf "$DEMO_DIR"
