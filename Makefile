@@ -1,17 +1,18 @@
 # agentroot — the two commands (and a few helpers).
 #
 #   make demo   install what is missing, build, run the demo on embedded defaults
-#   make test   install what is missing, build, run every test (incl. ASan+UBSan unit tests)
+#   make test   install what is missing, build, run every test (+ ASan+UBSan unit tests, fuzz smoke)
 #   make bench  install what is missing, build, run the benchmarks -> build/bench/results.json
 #
-# Builds are out of tree: build/ (RelWithDebInfo) and build-asan/ (sanitizers).
+# Builds are out of tree: build/ (RelWithDebInfo), build-asan/ (sanitizers), build-fuzz/ (clang, libFuzzer).
 
 BUILD_DIR      ?= build
 ASAN_BUILD_DIR ?= build-asan
+FUZZ_BUILD_DIR ?= build-fuzz
 CTEST_JOBS     ?= 2
 CMAKE_FLAGS    ?=
 
-.PHONY: all deps configure build configure-asan build-asan test test-fast test-asan demo bench clean
+.PHONY: all deps configure build configure-asan build-asan configure-fuzz test test-fast test-asan test-fuzz demo bench clean
 
 all: build
 
@@ -35,8 +36,15 @@ configure-asan: deps $(ASAN_BUILD_DIR)/build.ninja
 build-asan: configure-asan
 	cmake --build $(ASAN_BUILD_DIR)
 
-# Every test in the normal build, then the unit tests again under ASan+UBSan.
-test: test-fast test-asan
+$(FUZZ_BUILD_DIR)/build.ninja: CMakeLists.txt | deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DAGENTROOT_FUZZ=ON -DAGENTROOT_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+configure-fuzz: deps $(FUZZ_BUILD_DIR)/build.ninja
+
+# Every test in the normal build, the unit tests again under ASan+UBSan, and a
+# short libFuzzer smoke run of every parser.
+test: test-fast test-asan test-fuzz
 
 test-fast: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
@@ -44,6 +52,10 @@ test-fast: build
 test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) -L unit
+
+test-fuzz: configure-fuzz
+	cmake --build $(FUZZ_BUILD_DIR) --target fuzz_all
+	ctest --test-dir $(FUZZ_BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) -L fuzz
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)

@@ -37,7 +37,8 @@ endfunction()
 # agentroot_test(NAME <test> SOURCES ... DEPS ... LABELS ... [TIMEOUT s] [RESOURCE_LOCK l])
 # A GoogleTest binary; each TEST becomes its own ctest entry with the labels.
 function(agentroot_test)
-  if(NOT AGENTROOT_BUILD_TESTS)
+  # The fuzz tree (clang, -fsanitize=fuzzer) builds and runs fuzz targets only.
+  if(NOT AGENTROOT_BUILD_TESTS OR AGENTROOT_FUZZ)
     return()
   endif()
   cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS;RESOURCE_LOCK" ${ARGN})

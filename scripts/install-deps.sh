@@ -9,6 +9,7 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache git python3
+  clang libclang-rt-14-dev
   # libraries
   libssl-dev openssl
   libtss2-dev
