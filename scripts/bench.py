@@ -5,7 +5,8 @@ measured in the same run.
 Google Benchmark binaries live in <build>/bench-bin. A benchmark names its
 ceiling in its label: "ceiling=<openssl speed algorithm>:<sign|verify>".
 Other suites (load generators for services) drop JSON lists of
-{"name","value","unit","ceiling","ratio"} into <build>/bench/extra/*.json.
+{"name","value","unit","ceiling","ratio"} into <build>/bench/extra/*.json, and
+scripts/bench.d/* steps compare against external tools (tpm2-tools).
 
 Writes <build>/bench/results.json and prints a table. Exits non-zero if a
 benchmark fails or names a ceiling this script cannot measure.
@@ -38,9 +39,10 @@ def openssl_speed(algorithms, seconds):
 
 
 def run_google_benchmark(binary, min_time):
+    env = dict(os.environ, TSS2_LOG="all+NONE")
     out = subprocess.run(
         [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
-        check=True, capture_output=True, text=True).stdout
+        check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out)["benchmarks"]
 
 
@@ -96,11 +98,26 @@ def main():
         with open(extra) as f:
             results.extend(json.load(f))
 
+    # Comparison steps that need the figures above: scripts/bench.d/*, each
+    # given the results so far in $BENCH_RESULTS, printing a JSON list.
+    partial = os.path.join(out_dir, "partial.json")
+    with open(partial, "w") as f:
+        json.dump(results, f)
+    script_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench.d")
+    for step in sorted(glob.glob(os.path.join(script_dir, "*"))):
+        if not os.access(step, os.X_OK):
+            continue
+        print(f"bench: running {os.path.basename(step)}", file=sys.stderr)
+        env = dict(os.environ, BENCH_RESULTS=partial, BUILD_DIR=args.build_dir)
+        out = subprocess.run([step], check=True, capture_output=True, text=True, env=env).stdout
+        results.extend(json.loads(out))
+
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
 
     width = max(len(r["name"]) for r in results)
+    sys.stderr.flush()
     print(f"{'benchmark':<{width}}  {'value':>12}  {'unit':<6}  {'ceiling':>12}  {'ratio':>6}")
     for r in results:
         print(f"{r['name']:<{width}}  {r['value']:>12.1f}  {r['unit']:<6}  "

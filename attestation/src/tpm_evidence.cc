@@ -172,13 +172,15 @@ Status VerifyTpmSignature(const TpmPublic& key, ByteView signed_data, const TpmS
     i2d_ECDSA_SIG(ecdsa.get(), &p);
     sig = der;
   }
-  AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, key.ToOpenSslKey());
-  if (!ecc_sig && sig.size() != static_cast<std::size_t>(EVP_PKEY_get_size(pkey.get()))) {
+  // Shared, read-only use of the key parsed once (EVP_PKEY is refcounted and
+  // safe to verify with from several threads).
+  EVP_PKEY* pkey = const_cast<EVP_PKEY*>(key.openssl_key());
+  if (!ecc_sig && sig.size() != static_cast<std::size_t>(EVP_PKEY_get_size(pkey))) {
     return UnauthenticatedError("signature: RSA signature length does not match the modulus");
   }
   common::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, pkey.get()) != 1) {
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, pkey) != 1) {
     return common::OpenSslInternal("signature: verify init");
   }
   if (signature.sig_alg == tpm_alg::kRsaSsa) {

@@ -5,7 +5,8 @@
 // be exactly one canonical TPM2B_PUBLIC with nothing after it, so the TPM
 // Name computed here, nameAlg || H_nameAlg(TPMT_PUBLIC), is the Name of
 // exactly those bytes. Only RSA and ECC (P-256, P-384) keys with SHA-256/384/512
-// name algorithms are accepted; anything else is INVALID_ARGUMENT.
+// name algorithms are accepted; anything else is INVALID_ARGUMENT, and so is
+// a key OpenSSL rejects (an ECC point off its curve).
 //
 // Thread safety: immutable value type; copies share the parsed structure.
 #ifndef AGENTROOT_ATTESTATION_TPM_PUBLIC_H_
@@ -99,8 +100,12 @@ class TpmPublic {
   // The exact TPM2B_PUBLIC bytes parsed.
   const Bytes& marshalled() const { return marshalled_; }
 
-  // The key as an OpenSSL public key (RSA exponent 0 means 65537).
+  // The key as an OpenSSL public key (RSA exponent 0 means 65537): a new
+  // reference to the key built and validated once, in Parse.
   Result<common::EvpPkeyPtr> ToOpenSslKey() const;
+  // The same key without taking a reference; valid while this TpmPublic (or
+  // a copy) lives.
+  const EVP_PKEY* openssl_key() const { return pkey_.get(); }
 
   // True when both have the same Name (same public area).
   bool operator==(const TpmPublic& other) const { return name_ == other.name_; }
@@ -108,7 +113,10 @@ class TpmPublic {
  private:
   TpmPublic() = default;
 
+  Result<common::EvpPkeyPtr> BuildOpenSslKey() const;
+
   std::shared_ptr<const TPMT_PUBLIC> public_;
+  std::shared_ptr<EVP_PKEY> pkey_;
   Bytes marshalled_;
   Bytes name_;
 };
