@@ -63,8 +63,9 @@ class Key : public common::Signer {
   virtual Bytes native_public() const = 0;
 
   // Signs a SHA-256 digest with `requested`; FAILED_PRECONDITION when it is
-  // not the key's policy algorithm (the key never signs with another one).
-  // Returns the JOSE encoding (raw r||s for ES256).
+  // not the key's policy algorithm (the key never signs with another one),
+  // INVALID_ARGUMENT when `digest` is not 32 bytes, NOT_FOUND once the key
+  // was deleted. Returns the JOSE encoding (raw r||s for ES256).
   virtual Result<Bytes> Sign(JwsAlgorithm requested, ByteView digest) const = 0;
 
   // common::Signer
@@ -84,7 +85,8 @@ class KeyManager {
   // a bad id or policy; UNIMPLEMENTED for a policy the backend cannot honour.
   virtual Result<std::shared_ptr<Key>> Generate(std::string_view id, const KeyPolicy& policy) = 0;
 
-  // A key created earlier, also by an earlier process. NOT_FOUND if absent.
+  // A key created earlier, also by an earlier process. NOT_FOUND if absent;
+  // INVALID_ARGUMENT for a malformed id (as for Delete).
   virtual Result<std::shared_ptr<Key>> Get(std::string_view id) = 0;
 
   // Ids of all keys, sorted.
