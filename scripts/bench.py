@@ -3,7 +3,8 @@
 measured in the same run.
 
 Google Benchmark binaries live in <build>/bench-bin. A benchmark names its
-ceiling in its label: "ceiling=<openssl speed algorithm>:<sign|verify>".
+ceiling in its label: "ceiling=<openssl speed algorithm>:<sign|verify>[*n]",
+several terms joined by "+" when one item costs several primitives.
 Other suites (load generators for services) drop JSON lists of
 {"name","value","unit","ceiling","ratio"} into <build>/bench/extra/*.json, and
 scripts/bench.d/* steps compare against external tools (tpm2-tools).
@@ -66,11 +67,26 @@ def main():
         print(f"bench: running {os.path.basename(binary)}", file=sys.stderr)
         raw.extend(run_google_benchmark(binary, args.min_time))
 
+    # Label: "ceiling=<alg>:<op>[*<n>][+<alg>:<op>[*<n>]...]" - the primitive
+    # operations one item costs; the ceiling is 1 / sum(n_i / rate_i).
+    term = re.compile(r"([a-z0-9]+):(sign|verify)(?:\*(\d+))?")
+
+    def ceiling_terms(label):
+        m = re.match(r"ceiling=(\S+)", label or "")
+        if not m:
+            return None
+        terms = []
+        for part in m.group(1).split("+"):
+            t = term.fullmatch(part)
+            if not t:
+                return None
+            terms.append((t.group(1), t.group(2), int(t.group(3) or 1)))
+        return terms
+
     wanted = set()
     for b in raw:
-        m = re.match(r"ceiling=([a-z0-9]+):(sign|verify)", b.get("label", ""))
-        if m:
-            wanted.add(m.group(1))
+        for alg, _, _ in ceiling_terms(b.get("label", "")) or []:
+            wanted.add(alg)
     print(f"bench: measuring openssl speed {' '.join(sorted(wanted))}", file=sys.stderr)
     ceilings = openssl_speed(sorted(wanted), args.openssl_seconds) if wanted else {}
 
@@ -79,18 +95,23 @@ def main():
         if b.get("error_occurred"):
             sys.exit(f"bench: {b['name']} failed: {b.get('error_message')}")
         value = b.get("items_per_second")
-        m = re.match(r"ceiling=([a-z0-9]+):(sign|verify)", b.get("label", ""))
-        if value is None or not m:
+        terms = ceiling_terms(b.get("label", ""))
+        if value is None or not terms:
             sys.exit(f"bench: {b['name']} has no items_per_second or ceiling label")
-        ceiling = ceilings.get((m.group(1), m.group(2)))
-        if not ceiling:
-            sys.exit(f"bench: could not measure ceiling {m.group(0)} for {b['name']}")
+        cost = 0.0
+        for alg, op, n in terms:
+            rate = ceilings.get((alg, op))
+            if not rate:
+                sys.exit(f"bench: could not measure ceiling {alg}:{op} for {b['name']}")
+            cost += n / rate
+        ceiling = 1.0 / cost
+        source = " + ".join(f"{n} x {alg} {op}" for alg, op, n in terms)
         results.append({
             "name": b["name"],
             "value": round(value, 1),
             "unit": "ops/s",
             "ceiling": round(ceiling, 1),
-            "ceiling_source": f"openssl speed {m.group(1)} {m.group(2)}",
+            "ceiling_source": f"openssl speed: {source}",
             "ratio": round(value / ceiling, 3),
         })
 

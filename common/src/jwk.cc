@@ -4,6 +4,9 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <list>
+#include <mutex>
+#include <unordered_map>
 
 namespace agentroot::common {
 namespace {
@@ -41,6 +44,45 @@ Result<Bytes> BignumParam(const EVP_PKEY* key, const char* name, int pad_to) {
   }
   return out;
 }
+
+// Building an OpenSSL EC key from its coordinates recreates the curve group
+// each time (~30% of an ECDSA verify in OpenSSL 3.0). Clients present the
+// same keys again and again (a DPoP key signs every request), so validated
+// keys are kept in a small LRU keyed by the complete public key material.
+// Entries are immutable public keys: a hit returns exactly the key the
+// coordinates denote.
+class BuiltKeyCache {
+ public:
+  static BuiltKeyCache& Instance() {
+    static BuiltKeyCache* cache = new BuiltKeyCache();  // never destroyed: used during exit
+    return *cache;
+  }
+
+  std::shared_ptr<EVP_PKEY> Find(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second);
+    return it->second->second;
+  }
+
+  void Insert(const std::string& id, std::shared_ptr<EVP_PKEY> key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (index_.count(id) != 0) return;
+    order_.emplace_front(id, std::move(key));
+    index_[id] = order_.begin();
+    if (order_.size() > kCapacity) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 4096;
+  std::mutex mu_;
+  std::list<std::pair<std::string, std::shared_ptr<EVP_PKEY>>> order_;
+  std::unordered_map<std::string, decltype(order_)::iterator> index_;
+};
 
 }  // namespace
 
@@ -87,8 +129,7 @@ Result<Jwk> Jwk::FromJson(const Json& json) {
   AR_ASSIGN_OR_RETURN(parsed->use_, OptionalString(json, "use"));
   // Reject keys OpenSSL will not accept (an EC point off the curve, say) now,
   // not at first use.
-  auto pkey = parsed->ToPublicKey();
-  if (!pkey.ok()) return pkey.status();
+  AR_RETURN_IF_ERROR(parsed->BuildKey());
   return parsed;
 }
 
@@ -112,7 +153,9 @@ Result<Jwk> Jwk::FromPublicKey(const EVP_PKEY* key) {
     }
     AR_ASSIGN_OR_RETURN(Bytes x, BignumParam(key, OSSL_PKEY_PARAM_EC_PUB_X, kP256CoordinateSize));
     AR_ASSIGN_OR_RETURN(Bytes y, BignumParam(key, OSSL_PKEY_PARAM_EC_PUB_Y, kP256CoordinateSize));
-    return Jwk(JwkKeyType::kEcP256, std::move(x), std::move(y));
+    Jwk jwk(JwkKeyType::kEcP256, std::move(x), std::move(y));
+    AR_RETURN_IF_ERROR(jwk.BuildKey());
+    return jwk;
   }
   if (id == EVP_PKEY_RSA) {
     if (EVP_PKEY_get_bits(key) < kMinRsaBits) {
@@ -120,12 +163,28 @@ Result<Jwk> Jwk::FromPublicKey(const EVP_PKEY* key) {
     }
     AR_ASSIGN_OR_RETURN(Bytes n, BignumParam(key, OSSL_PKEY_PARAM_RSA_N, 0));
     AR_ASSIGN_OR_RETURN(Bytes e, BignumParam(key, OSSL_PKEY_PARAM_RSA_E, 0));
-    return Jwk(JwkKeyType::kRsa, std::move(n), std::move(e));
+    Jwk jwk(JwkKeyType::kRsa, std::move(n), std::move(e));
+    AR_RETURN_IF_ERROR(jwk.BuildKey());
+    return jwk;
   }
   return InvalidArgumentError("jwk: unsupported key type");
 }
 
 Result<EvpPkeyPtr> Jwk::ToPublicKey() const {
+  if (!pkey_ || EVP_PKEY_up_ref(pkey_.get()) != 1) return InternalError("jwk: key not built");
+  return EvpPkeyPtr(pkey_.get());
+}
+
+Status Jwk::BuildKey() {
+  std::string cache_id(1, type_ == JwkKeyType::kEcP256 ? 'E' : 'R');
+  cache_id += std::to_string(a_.size());
+  cache_id += ':';
+  cache_id.append(a_.begin(), a_.end());
+  cache_id.append(b_.begin(), b_.end());
+  if (auto cached = BuiltKeyCache::Instance().Find(cache_id)) {
+    pkey_ = std::move(cached);
+    return Status::Ok();
+  }
   OsslParamBldPtr builder(OSSL_PARAM_BLD_new());
   if (!builder) return OpenSslInternal("jwk: OSSL_PARAM_BLD_new");
   const char* key_type = nullptr;
@@ -168,7 +227,9 @@ Result<EvpPkeyPtr> Jwk::ToPublicKey() const {
   if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
     return OpenSslError(StatusCode::kInvalidArgument, "jwk: public key fails validation");
   }
-  return key;
+  pkey_ = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
+  BuiltKeyCache::Instance().Insert(cache_id, pkey_);
+  return Status::Ok();
 }
 
 Json Jwk::ToJson() const {

@@ -11,6 +11,7 @@
 #ifndef AGENTROOT_COMMON_JWK_H_
 #define AGENTROOT_COMMON_JWK_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -36,7 +37,8 @@ class Jwk {
   // From an OpenSSL public (or private: only the public half is read) key.
   static Result<Jwk> FromPublicKey(const EVP_PKEY* key);
 
-  // A fresh OpenSSL public key for this JWK.
+  // An OpenSSL public key for this JWK (a new reference to the key built and
+  // validated when the Jwk was made; copies of a Jwk share it).
   Result<EvpPkeyPtr> ToPublicKey() const;
 
   // The public members, plus kid/alg/use when set.
@@ -66,6 +68,8 @@ class Jwk {
 
  private:
   Jwk(JwkKeyType type, Bytes a, Bytes b) : type_(type), a_(std::move(a)), b_(std::move(b)) {}
+  // Builds and validates the OpenSSL key; called once by every factory.
+  Status BuildKey();
 
   JwkKeyType type_;
   Bytes a_;  // EC x | RSA n
@@ -73,6 +77,7 @@ class Jwk {
   std::string kid_;
   std::string alg_;
   std::string use_;
+  std::shared_ptr<EVP_PKEY> pkey_;  // immutable once built
 };
 
 }  // namespace agentroot::common

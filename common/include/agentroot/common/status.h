@@ -147,10 +147,12 @@ class [[nodiscard]] Result {
 
 // Evaluates an expression yielding Status; returns it from the enclosing
 // function when not OK.
-#define AR_RETURN_IF_ERROR(expr)                                   \
-  do {                                                             \
-    ::agentroot::common::Status ar_status_ = (expr);               \
-    if (!ar_status_.ok()) return ar_status_;                       \
+#define AR_RETURN_IF_ERROR(expr) \
+  AR_RETURN_IF_ERROR_IMPL_(AGENTROOT_STATUS_CONCAT_(ar_status_, __COUNTER__), expr)
+#define AR_RETURN_IF_ERROR_IMPL_(tmp, expr)           \
+  do {                                               \
+    ::agentroot::common::Status tmp = (expr);        \
+    if (!tmp.ok()) return tmp;                       \
   } while (false)
 
 // AR_ASSIGN_OR_RETURN(auto x, ExprReturningResult());
