@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "agentroot/common/openssl.h"
+#include "tpm_context_access.h"
 #include "tss_error.h"
 
 namespace agentroot::hsm::tpm {
@@ -54,19 +55,6 @@ constexpr uint32_t kNvBufferCapacity = TPM2_MAX_NV_BUFFER_SIZE;
 constexpr uint32_t kNvBufferFallback = 512;
 
 }  // namespace
-
-struct TpmContext::Handles {
-  TSS2_TCTI_CONTEXT* tcti = nullptr;
-  ESYS_CONTEXT* esys = nullptr;
-
-  Handles() = default;
-  Handles(const Handles&) = delete;
-  Handles& operator=(const Handles&) = delete;
-  ~Handles() {
-    if (esys != nullptr) Esys_Finalize(&esys);
-    if (tcti != nullptr) Tss2_TctiLdr_Finalize(&tcti);
-  }
-};
 
 Result<std::unique_ptr<TpmContext>> TpmContext::Create(std::string_view tcti) {
   if (tcti.empty()) return common::InvalidArgumentError("empty TCTI string");

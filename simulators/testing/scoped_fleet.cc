@@ -54,7 +54,13 @@ Result<int> StartWatchdog(const fs::path& dir) {
     // Async-signal-safe calls only until execv.
     ::setsid();
     if (::fork() != 0) ::_exit(0);
-    ::dup2(fds[0], 3);  // dup2 clears O_CLOEXEC on the copy.
+    // dup2 clears O_CLOEXEC on the copy, but dup2(3, 3) is a no-op that
+    // keeps it: when the pipe's read end already is fd 3, clear it by hand.
+    if (fds[0] == 3) {
+      ::fcntl(3, F_SETFD, 0);
+    } else {
+      ::dup2(fds[0], 3);
+    }
     ::dup2(null_fd, 0);
     ::dup2(null_fd, 1);
     ::dup2(null_fd, 2);

@@ -30,6 +30,8 @@
 
 namespace agentroot::hsm::tpm {
 
+struct TpmContextAccess;  // hsm/tpm private: reaches the ESYS context.
+
 class TpmContext {
  public:
   // Loads the TCTI named by `tcti` (tctildr syntax "<name>[:<conf>]") and
@@ -67,7 +69,8 @@ class TpmContext {
   common::Result<std::vector<uint8_t>> ReadEkCertificate(EkKind kind);
 
  private:
-  struct Handles;  // TCTI + ESYS contexts; defined in the .cc file.
+  friend struct TpmContextAccess;
+  struct Handles;  // TCTI + ESYS contexts; defined in tpm_context_access.h.
 
   TpmContext(std::unique_ptr<Handles> handles, std::string tcti);
 
