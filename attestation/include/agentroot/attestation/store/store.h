@@ -1,0 +1,299 @@
+// Store: all of the verifier's state in one SQL database, SQLite (default, one
+// file, WAL, synchronous=FULL) or PostgreSQL (several verifier replicas).
+//
+// Both backends have the same schema (versioned migrations applied by Open),
+// the same semantics and pass the same test suite. docs/store.md describes
+// the tables and how each guarantee below is enforced.
+//
+// Guarantees, across threads and across processes sharing the database:
+//   - ConsumeNonce succeeds exactly once per nonce (one conditional UPDATE).
+//   - IssueToken stores the token row and its audit record in one durable
+//     transaction before it returns; a second IssueToken with the same
+//     request_id stores nothing and returns the first token's jti.
+//   - RecordProofJti accepts a DPoP proof jti once.
+//   - Audit appends are serialized (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+//     pg_advisory_xact_lock), so the hash chain never forks; the audit table
+//     refuses UPDATE and DELETE.
+//   - Mutations that take `const AuditRecord* audit` append it (when not
+//     null) in the same transaction as the change.
+//
+// Errors (Status codes): NOT_FOUND (no such row), ALREADY_EXISTS (unique key
+// taken), FAILED_PRECONDITION (state forbids it, a referenced row is missing,
+// a nonce expired or was used), INVALID_ARGUMENT (malformed input),
+// UNAVAILABLE (database busy or unreachable), DATA_LOSS (corruption), INTERNAL.
+// Backend errors keep the SQLite extended code or the PostgreSQL SQLSTATE in
+// the message; messages never contain values of secret columns or the
+// connection password.
+//
+// Times are Unix seconds (int64). Creation and change times come from the
+// Clock given to Open; expiry times come from the caller.
+//
+// Thread safety: every method may be called concurrently from any thread; a
+// small pool gives each call its own connection. The Clock must outlive the
+// Store.
+#ifndef AGENTROOT_ATTESTATION_STORE_STORE_H_
+#define AGENTROOT_ATTESTATION_STORE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentroot/attestation/store/audit_chain.h"
+#include "agentroot/common/bytes.h"
+#include "agentroot/common/clock.h"
+#include "agentroot/common/json.h"
+#include "agentroot/common/status.h"
+
+namespace agentroot::attestation::store {
+
+// ---- Hosts -----------------------------------------------------------------
+
+enum class HostStatus { kPending, kApproved, kRevoked };
+std::string_view HostStatusName(HostStatus status);
+
+struct Host {
+  std::string id;
+  common::Bytes ek_public;         // marshalled TPM2B_PUBLIC of the EK
+  common::Bytes ek_public_sha256;  // set by the store: SHA-256(ek_public), unique
+  common::Bytes ek_certificate;    // DER; empty when the EK is pinned by hash
+  common::Bytes ak_public;         // marshalled TPM2B_PUBLIC of the AK
+  common::Bytes ak_name;           // TPM Name of the AK
+  std::string host_group;
+  HostStatus status = HostStatus::kPending;  // set by the store on create
+  int64_t enrolled_at = 0;                   // set by the store
+  std::string approved_by;                   // empty until approved
+  int64_t approved_at = 0;                   // 0 until approved
+  int64_t revoked_at = 0;                    // 0 unless revoked
+  int64_t ak_replaced_at = 0;                // 0 unless ReplaceAk ran
+};
+
+// ---- Operators (people) ----------------------------------------------------
+
+enum class Role { kInfra, kOwner, kReviewer, kAuditor };
+std::string_view RoleName(Role role);
+common::Result<Role> ParseRole(std::string_view name);
+
+enum class OperatorStatus { kActive, kDisabled };
+
+struct Operator {
+  std::string id;
+  std::string display_name;
+  std::vector<Role> roles;  // a set: stored sorted, duplicates removed
+  OperatorStatus status = OperatorStatus::kActive;
+  std::string client_cert_fingerprint;  // unique when non-empty
+  int64_t created_at = 0;               // set by the store
+};
+
+// ---- Agents ----------------------------------------------------------------
+
+enum class AgentStatus { kActive, kSuspended, kRetired };
+std::string_view AgentStatusName(AgentStatus status);
+
+struct Agent {
+  std::string id;    // spiffe://<trust-domain>/agent/<name>
+  std::string name;  // [A-Za-z0-9._-]+, equal to the id's last segment
+  // Exactly one of host_id (an existing host) and host_group is non-empty.
+  std::string host_id;
+  std::string host_group;
+  std::vector<std::string> allowed_scopes;
+  std::vector<std::string> allowed_audiences;
+  int64_t max_token_ttl_seconds = 300;  // > 0
+  int64_t expires_at = 0;               // registration expiry
+  AgentStatus status = AgentStatus::kActive;
+  std::vector<std::string> owners;  // operator ids, at least one; stored sorted
+  int64_t created_at = 0;           // set by the store
+  int64_t updated_at = 0;           // set by the store
+};
+
+// ---- Manifests ---------------------------------------------------------------
+
+enum class ManifestStatus { kPending, kApproved, kRejected };
+std::string_view ManifestStatusName(ManifestStatus status);
+
+struct Manifest {
+  std::string agent_id;
+  int64_t version = 0;  // 1, 2, ... per agent, assigned by AddManifest
+  // {"exe_digest", "file_digests", "model_id", "allowed_tools", ...}: opaque
+  // to the store, stored as canonical JSON.
+  common::Json content;
+  ManifestStatus status = ManifestStatus::kPending;
+  std::string reviewer_id;  // empty until reviewed
+  int64_t reviewed_at = 0;
+  std::string comment;
+  int64_t created_at = 0;
+};
+
+// ---- Agent keys --------------------------------------------------------------
+
+struct AgentKey {
+  std::string thumbprint;  // RFC 7638 JWK thumbprint (base64url), unique
+  std::string agent_id;
+  std::string host_id;
+  common::Json public_jwk;   // public members only
+  common::Bytes tpm_public;  // marshalled TPM2B_PUBLIC of the key
+  int64_t certified_at = 0;  // set by the store
+};
+
+// ---- Nonces ------------------------------------------------------------------
+
+struct Nonce {
+  std::string value;       // unique
+  std::string purpose;     // "attest", "enroll", "dpop", ...
+  common::Bytes bound_data;  // e.g. the host id it was issued to
+  int64_t expires_at = 0;
+  int64_t consumed_at = 0;  // 0 while unused
+};
+
+// ---- Issued tokens -------------------------------------------------------------
+
+struct TokenRecord {
+  std::string jti;         // unique
+  std::string request_id;  // unique: one token per token request
+  std::string agent_id;
+  std::string host_id;
+  std::string cnf_jkt;
+  std::string scope;     // space-separated, as in the token
+  std::string audience;
+  int64_t issued_at = 0;
+  int64_t expires_at = 0;
+  int64_t revoked_at = 0;  // 0 unless revoked
+};
+
+struct IssueTokenResult {
+  std::string jti;         // the stored token's jti (the first one on a replay)
+  bool created = false;    // false: request_id was known, nothing stored
+  int64_t audit_seq = 0;   // seq of the audit record (0 when !created)
+};
+
+// ---- The store -------------------------------------------------------------------
+
+class Store {
+ public:
+  // The schema version this build writes; Open migrates up to it.
+  static int LatestSchemaVersion();
+
+  // `uri`: "sqlite:/path/to/file.db" (created if missing) or
+  // "postgresql://..." / "postgres://..." (libpq URI). Migrates the schema
+  // forward (idempotent; concurrent Opens of one database are serialized).
+  // FAILED_PRECONDITION when the database's schema is newer than this build;
+  // INVALID_ARGUMENT for an unknown scheme; UNAVAILABLE when it cannot connect.
+  static common::Result<std::unique_ptr<Store>> Open(std::string_view uri,
+                                                     const common::Clock& clock);
+
+  virtual ~Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  virtual std::string_view backend() const = 0;  // "sqlite" | "postgresql"
+  virtual common::Result<int> SchemaVersion() = 0;
+
+  // Hosts. CreateHost: ALREADY_EXISTS for a known id or EK; returns the row
+  // as stored (pending). ApproveHost: pending -> approved, else
+  // FAILED_PRECONDITION. RevokeHost: pending|approved -> revoked. ReplaceAk
+  // (re-enrollment with a new AK): not on a revoked host; status unchanged.
+  virtual common::Result<Host> CreateHost(const Host& host, const AuditRecord* audit) = 0;
+  virtual common::Result<Host> GetHost(std::string_view id) = 0;
+  virtual common::Result<Host> GetHostByEkHash(common::ByteView ek_public_sha256) = 0;
+  virtual common::Status ApproveHost(std::string_view id, std::string_view approved_by,
+                                     const AuditRecord* audit) = 0;
+  virtual common::Status RevokeHost(std::string_view id, const AuditRecord* audit) = 0;
+  virtual common::Status ReplaceAk(std::string_view id, common::ByteView ak_public,
+                                   common::ByteView ak_name, const AuditRecord* audit) = 0;
+  virtual common::Result<std::vector<Host>> ListHosts() = 0;
+
+  // Operators.
+  virtual common::Status CreateOperator(const Operator& op, const AuditRecord* audit) = 0;
+  virtual common::Result<Operator> GetOperator(std::string_view id) = 0;
+  virtual common::Result<Operator> GetOperatorByCertFingerprint(std::string_view fingerprint) = 0;
+  virtual common::Status SetOperatorStatus(std::string_view id, OperatorStatus status,
+                                           const AuditRecord* audit) = 0;
+  virtual common::Status SetOperatorRoles(std::string_view id, const std::vector<Role>& roles,
+                                          const AuditRecord* audit) = 0;
+  virtual common::Result<std::vector<Operator>> ListOperators() = 0;
+
+  // Agents. Owners must exist (FAILED_PRECONDITION otherwise). UpdateAgent
+  // replaces every field but id, name and created_at. DeleteAgent fails
+  // (FAILED_PRECONDITION) once manifests, keys or tokens refer to the agent:
+  // retire it instead.
+  virtual common::Status CreateAgent(const Agent& agent, const AuditRecord* audit) = 0;
+  virtual common::Result<Agent> GetAgent(std::string_view id) = 0;
+  virtual common::Status UpdateAgent(const Agent& agent, const AuditRecord* audit) = 0;
+  virtual common::Status SetAgentStatus(std::string_view id, AgentStatus status,
+                                        const AuditRecord* audit) = 0;
+  virtual common::Status DeleteAgent(std::string_view id, const AuditRecord* audit) = 0;
+  virtual common::Result<std::vector<Agent>> ListAgents() = 0;
+  virtual common::Result<std::vector<Agent>> ListAgentsByOwner(std::string_view operator_id) = 0;
+
+  // Manifests. AddManifest assigns the next version (1, 2, ...), pending.
+  // ReviewManifest: `decision` is kApproved or kRejected; the version must be
+  // pending (FAILED_PRECONDITION otherwise). Separation of duties is the
+  // policy layer's job, not the store's.
+  virtual common::Result<int64_t> AddManifest(std::string_view agent_id,
+                                              const common::Json& content,
+                                              const AuditRecord* audit) = 0;
+  virtual common::Result<Manifest> GetManifest(std::string_view agent_id, int64_t version) = 0;
+  virtual common::Result<Manifest> LatestApprovedManifest(std::string_view agent_id) = 0;
+  virtual common::Result<std::vector<Manifest>> ListManifests(std::string_view agent_id) = 0;
+  virtual common::Status ReviewManifest(std::string_view agent_id, int64_t version,
+                                        ManifestStatus decision, std::string_view reviewer_id,
+                                        std::string_view comment, const AuditRecord* audit) = 0;
+
+  // Agent keys: ALREADY_EXISTS for a known thumbprint.
+  virtual common::Status AddAgentKey(const AgentKey& key, const AuditRecord* audit) = 0;
+  virtual common::Result<AgentKey> GetAgentKey(std::string_view thumbprint) = 0;
+  virtual common::Result<std::vector<AgentKey>> ListAgentKeys(std::string_view agent_id) = 0;
+
+  // Nonces. ConsumeNonce returns the bound data exactly once per nonce:
+  // NOT_FOUND for an unknown value (or another purpose), FAILED_PRECONDITION
+  // when it has expired (expires_at <= now) or was consumed already.
+  virtual common::Status CreateNonce(const Nonce& nonce) = 0;
+  virtual common::Result<common::Bytes> ConsumeNonce(std::string_view value,
+                                                     std::string_view purpose, int64_t now) = 0;
+  // Deletes nonces with expires_at <= now; returns how many.
+  virtual common::Result<int64_t> PurgeExpiredNonces(int64_t now) = 0;
+
+  // Tokens. IssueToken stores `token` and appends `audit` (whose details get
+  // "jti": token.jti; INVALID_ARGUMENT if they name another jti) in one
+  // transaction, durable when it returns OK. Only then may the caller hand
+  // the token out. A known request_id returns the first jti, created=false.
+  virtual common::Result<IssueTokenResult> IssueToken(const TokenRecord& token,
+                                                      const AuditRecord& audit) = 0;
+  virtual common::Result<TokenRecord> GetToken(std::string_view jti) = 0;
+  // Revocations stamp revoked_at (store clock) on tokens not yet revoked.
+  // RevokeToken: NOT_FOUND for an unknown jti (OK if already revoked). The
+  // others return how many tokens they revoked.
+  virtual common::Status RevokeToken(std::string_view jti, const AuditRecord* audit) = 0;
+  virtual common::Result<int64_t> RevokeAgentTokens(std::string_view agent_id,
+                                                    const AuditRecord* audit) = 0;
+  virtual common::Result<int64_t> RevokeHostTokens(std::string_view host_id,
+                                                   const AuditRecord* audit) = 0;
+  // NOT_FOUND for an unknown jti.
+  virtual common::Result<bool> IsTokenRevoked(std::string_view jti) = 0;
+
+  // DPoP proof jti replay cache: ALREADY_EXISTS when `jti` was recorded
+  // before (and not purged yet).
+  virtual common::Status RecordProofJti(std::string_view jti, int64_t expires_at) = 0;
+  virtual common::Result<int64_t> PurgeExpiredProofJtis(int64_t now) = 0;
+
+  // Audit.
+  virtual common::Result<AuditEntry> AppendAudit(const AuditRecord& record) = 0;
+  // The last record (genesis anchor when the log is empty).
+  virtual common::Result<AuditAnchor> AuditHead() = 0;
+  struct AuditExport {
+    AuditAnchor anchor;  // the record before the first exported one
+    std::string jsonl;   // one record per line, each ending in '\n'
+  };
+  // Every record from the first with ts >= from_ts to the last with
+  // ts < to_ts, in seq order and contiguous (so a record with an out-of-order
+  // ts from a skewed replica clock inside the range is included).
+  virtual common::Result<AuditExport> ExportAudit(int64_t from_ts, int64_t to_ts) = 0;
+
+ protected:
+  Store() = default;
+};
+
+}  // namespace agentroot::attestation::store
+
+#endif  // AGENTROOT_ATTESTATION_STORE_STORE_H_
