@@ -62,6 +62,7 @@ AGENTROOT_DEFINE_ERROR_(ResourceExhaustedError, kResourceExhausted)
 AGENTROOT_DEFINE_ERROR_(InternalError, kInternal)
 AGENTROOT_DEFINE_ERROR_(UnimplementedError, kUnimplemented)
 AGENTROOT_DEFINE_ERROR_(DataLossError, kDataLoss)
+AGENTROOT_DEFINE_ERROR_(AbortedError, kAborted)
 AGENTROOT_DEFINE_ERROR_(OutOfRangeError, kOutOfRange)
 
 #undef AGENTROOT_DEFINE_ERROR_

@@ -90,6 +90,7 @@ Status ResourceExhaustedError(std::string message);
 Status InternalError(std::string message);
 Status UnimplementedError(std::string message);
 Status DataLossError(std::string message);
+Status AbortedError(std::string message);
 Status OutOfRangeError(std::string message);
 
 // Either a T or a non-OK Status.
@@ -147,8 +148,9 @@ class [[nodiscard]] Result {
 
 // Evaluates an expression yielding Status; returns it from the enclosing
 // function when not OK.
-#define AR_RETURN_IF_ERROR(expr) \
-  AR_RETURN_IF_ERROR_IMPL_(AGENTROOT_STATUS_CONCAT_(ar_status_, __COUNTER__), expr)
+#define AR_RETURN_IF_ERROR(expr) AR_RETURN_IF_ERROR_N_(__COUNTER__, expr)
+#define AR_RETURN_IF_ERROR_N_(n, expr) \
+  AR_RETURN_IF_ERROR_IMPL_(AGENTROOT_STATUS_CONCAT_(ar_status_, n), expr)
 #define AR_RETURN_IF_ERROR_IMPL_(tmp, expr)           \
   do {                                               \
     ::agentroot::common::Status tmp = (expr);        \
@@ -157,9 +159,12 @@ class [[nodiscard]] Result {
 
 // AR_ASSIGN_OR_RETURN(auto x, ExprReturningResult());
 // Declares/assigns lhs from the value, or returns the error.
-#define AR_ASSIGN_OR_RETURN(lhs, expr)                                           \
-  AR_ASSIGN_OR_RETURN_IMPL_(AGENTROOT_STATUS_CONCAT_(ar_result_, __LINE__), lhs, \
-                            expr)
+// Expands to several statements: never the body of an unbraced if/else.
+// The temporary's name comes from __COUNTER__, expanded once, so a call that
+// spans several lines still names one variable.
+#define AR_ASSIGN_OR_RETURN(lhs, expr) AR_ASSIGN_OR_RETURN_N_(__COUNTER__, lhs, expr)
+#define AR_ASSIGN_OR_RETURN_N_(n, lhs, expr) \
+  AR_ASSIGN_OR_RETURN_IMPL_(AGENTROOT_STATUS_CONCAT_(ar_result_, n), lhs, expr)
 #define AR_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return tmp.status();             \

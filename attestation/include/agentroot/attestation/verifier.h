@@ -1,0 +1,210 @@
+// VerifierCore: the verifier's decisions, independent of HTTP.
+//
+// Each operation takes parsed inputs, decides with the store's state, writes
+// what it decided (with an audit record, in one transaction) and returns the
+// result or a Status whose message starts with a stable problem or OAuth
+// error code. The HTTPS service (verifier_service.h) maps these to routes,
+// problem details and OAuth responses; tests drive the core directly and
+// over HTTPS.
+//
+// Flows (ARCHITECTURE.md):
+//  1. Enroll -> MakeCredential challenge; Activate proves the AK is in the
+//     TPM that holds the certified EK. Only then is the host written (pending,
+//     or approved by an auto-approve rule). Nothing is stored before the proof.
+//  2. Agents, manifests, reviews: governance operations by operators with
+//     roles (infra, owner, reviewer, auditor).
+//  3. RegisterAgentKey: TPM2_Certify evidence under the host's AK.
+//  4/5. Challenge + Attest: quote + measurement log -> a signed EAR.
+//  6. Token: EAR + DPoP proof -> an RFC 9068 access token bound to the key.
+//  8. Introspect / Revoke.
+//
+// Thread safety: all methods may be called concurrently; state lives in the
+// Store, which serializes what must be serialized.
+#ifndef AGENTROOT_ATTESTATION_VERIFIER_H_
+#define AGENTROOT_ATTESTATION_VERIFIER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentroot/attestation/dpop.h"
+#include "agentroot/attestation/ear.h"
+#include "agentroot/attestation/ek_certificate.h"
+#include "agentroot/attestation/store/store.h"
+#include "agentroot/common/clock.h"
+#include "agentroot/common/json.h"
+#include "agentroot/common/jws.h"
+#include "agentroot/common/signer.h"
+#include "agentroot/common/status.h"
+
+namespace agentroot::attestation {
+
+struct VerifierConfig {
+  std::string issuer;                  // e.g. https://verifier.example:8443
+  std::string token_endpoint;          // absolute URL the DPoP proof's htu must name
+  std::string trust_domain;            // agent ids are spiffe://<trust_domain>/agent/<name>
+  std::string manufacturer_roots_pem;  // trusted TPM manufacturer CAs
+  // Host groups whose hosts are approved on activation (the EK chain is
+  // always verified).
+  std::vector<std::string> auto_approve_groups;
+  // Reference SHA-256 PCR values per host group: group -> pcr -> 32 bytes.
+  std::map<std::string, std::map<uint32_t, common::Bytes>> pcr_references;
+  uint32_t measurement_pcr = 15;
+  int64_t nonce_ttl_seconds = 60;
+  int64_t ear_ttl_seconds = 120;
+  int64_t token_rate_per_minute = 120;  // per agent
+  std::string build = "agentroot 0.1.0";
+};
+
+// Problem type codes at the start of error messages ("<code>: detail").
+namespace problem {
+inline constexpr std::string_view kEkUntrusted = "ek_untrusted";
+inline constexpr std::string_view kAkInvalid = "ak_invalid";
+inline constexpr std::string_view kActivationFailed = "activation_failed";
+inline constexpr std::string_view kNonceInvalid = "nonce_invalid";
+inline constexpr std::string_view kHostUnknown = "host_unknown";
+inline constexpr std::string_view kHostNotApproved = "host_not_approved";
+inline constexpr std::string_view kAgentUnknown = "agent_unknown";
+inline constexpr std::string_view kKeyNotCertified = "key_not_certified";
+inline constexpr std::string_view kEvidenceInvalid = "evidence_invalid";
+inline constexpr std::string_view kForbidden = "forbidden";
+inline constexpr std::string_view kInvalidInput = "invalid_input";
+}  // namespace problem
+
+struct EnrollRequest {
+  common::Bytes ek_certificate;       // DER or PEM
+  std::string ek_intermediates_pem;   // may be empty
+  common::Bytes ek_public;            // TPM2B_PUBLIC
+  common::Bytes ak_public;            // TPM2B_PUBLIC
+  std::string host_group;
+};
+
+struct EnrollChallenge {
+  std::string host_id;
+  std::string activation_id;
+  common::Bytes credential_blob;   // TPM2B_ID_OBJECT
+  common::Bytes encrypted_secret;  // TPM2B_ENCRYPTED_SECRET
+  int64_t expires_at = 0;
+};
+
+struct ActivationResult {
+  std::string host_id;
+  store::HostStatus status = store::HostStatus::kPending;
+  bool reenrolled = false;  // a known EK presented a new AK
+};
+
+struct AttestRequest {
+  std::string host_id;
+  std::string agent_id;
+  std::string nonce;
+  common::Bytes agent_key_public;  // TPM2B_PUBLIC of the agent key
+  common::Bytes quote_attest;      // TPMS_ATTEST
+  common::Bytes quote_signature;   // TPMT_SIGNATURE
+  std::map<uint32_t, common::Bytes> pcr_values;  // SHA-256 bank
+  std::string measurement_log;     // JSON lines
+};
+
+struct AttestOutcome {
+  std::string ear;  // signed; its status may be warning/contraindicated
+  AttestationResult result;
+  std::vector<std::string> reasons;  // why not affirming
+};
+
+struct TokenExchange {
+  std::string subject_token;  // the EAR
+  std::string dpop_proof;
+  std::string scope;          // space-separated
+  std::string audience;
+  std::optional<int64_t> requested_ttl;
+};
+
+struct IssuedToken {
+  std::string access_token;
+  std::string jti;
+  int64_t expires_in = 0;
+  std::string scope;
+};
+
+class VerifierCore {
+ public:
+  // `issuer_key` signs EARs and access tokens (an hsm::Key in production).
+  // Previous keys stay in the JWKS so tokens they signed verify until expiry.
+  static common::Result<std::unique_ptr<VerifierCore>> Create(
+      VerifierConfig config, std::shared_ptr<store::Store> store,
+      std::shared_ptr<const common::Signer> issuer_key,
+      std::vector<common::Jwk> previous_issuer_keys, const common::Clock& clock);
+
+  const VerifierConfig& config() const { return config_; }
+  store::Store& store() { return *store_; }
+
+  // OAuth metadata (RFC 8414) and the JWKS document.
+  common::Json Metadata() const;
+  common::Json Jwks() const;
+
+  // 1. Enrollment.
+  common::Result<EnrollChallenge> Enroll(const EnrollRequest& request);
+  common::Result<ActivationResult> Activate(std::string_view host_id, std::string_view activation_id,
+                                            common::ByteView secret);
+
+  // A single-use nonce for `purpose` ("attest" or "certify") bound to a host.
+  common::Result<store::Nonce> Challenge(std::string_view host_id, std::string_view purpose);
+
+  // 3. Agent key registration from TPM2_Certify evidence.
+  common::Result<store::AgentKey> RegisterAgentKey(std::string_view host_id, std::string_view agent_id,
+                                                   std::string_view nonce, common::ByteView key_public,
+                                                   common::ByteView certify_attest,
+                                                   common::ByteView certify_signature);
+
+  // 5. Appraisal.
+  common::Result<AttestOutcome> Attest(const AttestRequest& request);
+
+  // 6. Token exchange. `dpop_method`/`dpop_url` are the request's.
+  common::Result<IssuedToken> Token(const TokenExchange& request);
+
+  // 8. RFC 7662 introspection response, and RFC 7009 revocation.
+  common::Json Introspect(std::string_view token);
+  common::Status Revoke(std::string_view token, std::string_view actor);
+
+  // 2. Governance. `operator_id` is the authenticated operator.
+  common::Result<store::Operator> Authenticate(std::string_view client_cert_fingerprint);
+  common::Status ApproveHost(std::string_view operator_id, std::string_view host_id);
+  common::Status CreateAgent(std::string_view operator_id, store::Agent agent);
+  common::Result<int64_t> AddManifest(std::string_view operator_id, std::string_view agent_id,
+                                      const common::Json& content);
+  common::Status ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
+                                bool approve, std::string_view comment);
+
+  // The keys tokens verify against (current + previous).
+  const std::vector<common::VerificationKey>& verification_keys() const { return keys_; }
+
+ private:
+  VerifierCore(VerifierConfig config, std::shared_ptr<store::Store> store,
+               std::shared_ptr<const common::Signer> issuer_key, std::vector<common::Jwk> jwks,
+               std::vector<common::VerificationKey> keys,
+               std::unique_ptr<EkCertificateValidator> ek_validator, const common::Clock& clock)
+      : config_(std::move(config)), store_(std::move(store)), issuer_key_(std::move(issuer_key)),
+        jwks_(std::move(jwks)), keys_(std::move(keys)), ek_validator_(std::move(ek_validator)), clock_(clock) {}
+
+  common::Status RequireRole(std::string_view operator_id, store::Role role, store::Operator* out);
+  bool RateLimited(const std::string& agent_id, int64_t now);
+  void AuditBestEffort(const store::AuditRecord& record);
+
+  VerifierConfig config_;
+  std::shared_ptr<store::Store> store_;
+  std::shared_ptr<const common::Signer> issuer_key_;
+  std::vector<common::Jwk> jwks_;
+  std::vector<common::VerificationKey> keys_;
+  std::unique_ptr<EkCertificateValidator> ek_validator_;
+  const common::Clock& clock_;
+  std::mutex rate_mu_;
+  std::map<std::string, std::vector<int64_t>> token_times_;  // agent -> recent issue times
+};
+
+}  // namespace agentroot::attestation
+
+#endif  // AGENTROOT_ATTESTATION_VERIFIER_H_

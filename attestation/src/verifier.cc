@@ -1,0 +1,628 @@
+#include "agentroot/attestation/verifier.h"
+
+#include <algorithm>
+
+#include "agentroot/attestation/make_credential.h"
+#include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/token_policy.h"
+#include "agentroot/attestation/tpm_evidence.h"
+#include "agentroot/attestation/tpm_public.h"
+#include "agentroot/common/jwt.h"
+#include "agentroot/common/random.h"
+
+namespace agentroot::attestation {
+
+using common::Bytes;
+using common::ByteView;
+using common::Json;
+using common::Result;
+using common::Status;
+using common::StatusCode;
+using store::AuditDecision;
+using store::AuditRecord;
+
+namespace {
+
+constexpr char kActor[] = "verifier";
+constexpr int64_t kActivationTtl = 300;
+
+Status Problem(StatusCode code, std::string_view type, std::string_view detail) {
+  return OAuthError(code, type, detail);  // same "<code>: <detail>" convention
+}
+
+AuditRecord Audit(std::string actor, std::string action, std::string subject, AuditDecision decision,
+                  std::vector<std::string> reasons = {}, Json details = Json::object()) {
+  AuditRecord r;
+  r.actor = std::move(actor);
+  r.action = std::move(action);
+  r.subject = std::move(subject);
+  r.decision = decision;
+  r.reasons = std::move(reasons);
+  r.details = std::move(details);
+  return r;
+}
+
+std::vector<std::string> SplitSpaces(std::string_view s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    std::size_t end = s.find(' ', pos);
+    if (end == std::string_view::npos) end = s.size();
+    if (end > pos) out.emplace_back(s.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string JoinSpaces(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += ' ';
+    out += s;
+  }
+  return out;
+}
+
+// A ReplayCache over the store: proof jtis are shared by every replica and
+// survive restarts (THREATS.md #8).
+class StoreReplayCache final : public ReplayCache {
+ public:
+  explicit StoreReplayCache(store::Store& store) : store_(store) {}
+  Status CheckAndRecord(std::string_view id, int64_t expires_at) override {
+    return store_.RecordProofJti(id, expires_at);
+  }
+
+ private:
+  store::Store& store_;
+};
+
+Result<ManifestDigests> DigestsOf(const Json& content) {
+  ManifestDigests out;
+  try {
+    out.exe_sha256_hex = content.at("exe_sha256").get<std::string>();
+    if (auto files = content.find("files"); files != content.end()) {
+      for (auto it = files->begin(); it != files->end(); ++it) out.files[it.key()] = it.value().get<std::string>();
+    }
+  } catch (const Json::exception&) {
+    return common::InvalidArgumentError("manifest: needs exe_sha256 and a files object of path -> sha256");
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<VerifierCore>> VerifierCore::Create(VerifierConfig config, std::shared_ptr<store::Store> store,
+                                                           std::shared_ptr<const common::Signer> issuer_key,
+                                                           std::vector<common::Jwk> previous_issuer_keys,
+                                                           const common::Clock& clock) {
+  if (config.issuer.empty() || config.token_endpoint.empty() || config.trust_domain.empty()) {
+    return common::InvalidArgumentError("verifier config: issuer, token_endpoint and trust_domain are required");
+  }
+  if (!store || !issuer_key) return common::InvalidArgumentError("verifier: store and issuer key are required");
+  if (issuer_key->public_jwk().kid().empty()) return common::InvalidArgumentError("verifier: issuer key needs a kid");
+  AR_ASSIGN_OR_RETURN(auto ek_validator, EkCertificateValidator::Create(config.manufacturer_roots_pem));
+  std::vector<common::Jwk> jwks;
+  std::vector<common::VerificationKey> keys;
+  auto add = [&](const common::Jwk& jwk, common::JwsAlgorithm alg) -> Status {
+    Json j = jwk.ToJson();
+    j["alg"] = std::string(common::JwsAlgorithmName(alg));
+    AR_ASSIGN_OR_RETURN(common::Jwk with_alg, common::Jwk::FromJson(j));
+    AR_ASSIGN_OR_RETURN(common::VerificationKey key, common::VerificationKey::Create(with_alg, {alg}));
+    jwks.push_back(with_alg);
+    keys.push_back(std::move(key));
+    return Status::Ok();
+  };
+  AR_RETURN_IF_ERROR(add(issuer_key->public_jwk(), issuer_key->algorithm()));
+  for (const common::Jwk& old : previous_issuer_keys) {
+    AR_ASSIGN_OR_RETURN(common::JwsAlgorithm alg, common::ParseJwsAlgorithm(old.alg()));
+    AR_RETURN_IF_ERROR(add(old, alg));
+  }
+  return std::unique_ptr<VerifierCore>(new VerifierCore(std::move(config), std::move(store), std::move(issuer_key),
+                                                        std::move(jwks), std::move(keys), std::move(ek_validator),
+                                                        clock));
+}
+
+Json VerifierCore::Metadata() const {
+  return Json{{"issuer", config_.issuer},
+              {"token_endpoint", config_.token_endpoint},
+              {"jwks_uri", config_.issuer + "/.well-known/jwks.json"},
+              {"introspection_endpoint", config_.issuer + "/oauth/introspect"},
+              {"revocation_endpoint", config_.issuer + "/oauth/revoke"},
+              {"grant_types_supported", {"urn:ietf:params:oauth:grant-type:token-exchange"}},
+              {"token_endpoint_auth_methods_supported", {"none"}},
+              {"dpop_signing_alg_values_supported", {"ES256", "PS256", "RS256"}},
+              {"token_endpoint_auth_signing_alg_values_supported", {"ES256"}}};
+}
+
+Json VerifierCore::Jwks() const {
+  Json keys = Json::array();
+  for (const common::Jwk& jwk : jwks_) {
+    Json j = jwk.ToJson();
+    j["use"] = "sig";
+    keys.push_back(std::move(j));
+  }
+  return Json{{"keys", keys}};
+}
+
+void VerifierCore::AuditBestEffort(const AuditRecord& record) {
+  // Denials are recorded too; a failure to record one must not turn a
+  // refusal into anything else, so its status is deliberately dropped.
+  store_->AppendAudit(record).status().IgnoreError();
+}
+
+// ---------------------------------------------------------------- enrollment
+
+Result<EnrollChallenge> VerifierCore::Enroll(const EnrollRequest& request) {
+  auto ek = TpmPublic::Parse(request.ek_public);
+  if (!ek.ok()) return Problem(StatusCode::kInvalidArgument, problem::kEkUntrusted, ek.status().message());
+  auto ek_check = ek_validator_->Validate(request.ek_certificate, request.ek_intermediates_pem, *ek);
+  const std::string host_id = "host-" + common::HexEncode(ByteView(common::Sha256(request.ek_public)).first(8));
+  if (!ek_check.ok()) {
+    AuditBestEffort(Audit(kActor, "host.enroll", host_id, AuditDecision::kDeny, {std::string(problem::kEkUntrusted)},
+                          {{"detail", ek_check.status().message()}}));
+    return Problem(StatusCode::kUnauthenticated, problem::kEkUntrusted, ek_check.status().message());
+  }
+  auto ak = TpmPublic::Parse(request.ak_public);
+  if (!ak.ok()) return Problem(StatusCode::kInvalidArgument, problem::kAkInvalid, ak.status().message());
+  if (Status s = CheckAttestationKey(*ak); !s.ok()) {
+    return Problem(StatusCode::kPermissionDenied, problem::kAkInvalid, s.message());
+  }
+  AR_ASSIGN_OR_RETURN(common::SecretBytes secret, common::RandomSecret(32));
+  AR_ASSIGN_OR_RETURN(CredentialChallenge challenge, MakeCredential(*ek, ak->name(), secret));
+  AR_ASSIGN_OR_RETURN(std::string activation_id, common::RandomToken(32));
+  // Everything the host will become lives in the single-use activation nonce
+  // until the TPM has proven the AK: nothing is half-written before that.
+  Json pending = {{"host_id", host_id},
+                  {"secret_sha256", common::HexEncode(common::Sha256(secret.Reveal()))},
+                  {"ek_public", common::Base64UrlEncode(request.ek_public)},
+                  {"ek_certificate", common::Base64UrlEncode(request.ek_certificate)},
+                  {"ak_public", common::Base64UrlEncode(request.ak_public)},
+                  {"host_group", request.host_group}};
+  store::Nonce nonce;
+  nonce.value = activation_id;
+  nonce.purpose = "enroll";
+  nonce.bound_data = common::ToBytes(pending.dump());
+  nonce.expires_at = clock_.NowUnixSeconds() + kActivationTtl;
+  AR_RETURN_IF_ERROR(store_->CreateNonce(nonce));
+  return EnrollChallenge{host_id, activation_id, std::move(challenge.credential_blob),
+                         std::move(challenge.encrypted_secret), nonce.expires_at};
+}
+
+Result<ActivationResult> VerifierCore::Activate(std::string_view host_id, std::string_view activation_id,
+                                                ByteView secret) {
+  const int64_t now = clock_.NowUnixSeconds();
+  auto bound = store_->ConsumeNonce(activation_id, "enroll", now);
+  if (!bound.ok()) {
+    return Problem(StatusCode::kUnauthenticated, problem::kNonceInvalid,
+                   "unknown, expired or used activation: " + bound.status().message());
+  }
+  auto pending = common::ParseJsonStrict(common::ToString(*bound));
+  if (!pending.ok()) return common::InternalError("activation record unreadable");
+  const Json& p = *pending;
+  bool secret_ok = common::ConstantTimeEquals(common::AsBytes(common::HexEncode(common::Sha256(secret))),
+                                              common::AsBytes(p["secret_sha256"].get<std::string>()));
+  if (p["host_id"] != std::string(host_id) || !secret_ok) {
+    AuditBestEffort(Audit(kActor, "host.activate", std::string(host_id), AuditDecision::kDeny,
+                          {std::string(problem::kActivationFailed)}));
+    // The activation is consumed: a wrong answer costs the whole enrollment.
+    return Problem(StatusCode::kUnauthenticated, problem::kActivationFailed,
+                   "the credential was not recovered by the TPM holding this EK and AK");
+  }
+  store::Host host;
+  host.id = p["host_id"].get<std::string>();
+  host.ek_public = *common::Base64UrlDecode(p["ek_public"].get<std::string>());
+  host.ek_certificate = *common::Base64UrlDecode(p["ek_certificate"].get<std::string>());
+  host.ak_public = *common::Base64UrlDecode(p["ak_public"].get<std::string>());
+  AR_ASSIGN_OR_RETURN(TpmPublic ak, TpmPublic::Parse(host.ak_public));
+  host.ak_name = ak.name();
+  host.host_group = p["host_group"].get<std::string>();
+
+  ActivationResult result;
+  result.host_id = host.id;
+  auto existing = store_->GetHostByEkHash(common::Sha256(host.ek_public));
+  if (existing.ok()) {
+    result.status = existing->status;
+    if (existing->ak_name == host.ak_name) return result;  // a retry of the same enrollment
+    // A known EK with a new AK: explicit, audited, never silent.
+    AuditRecord audit = Audit(kActor, "host.reenroll", host.id, AuditDecision::kInfo, {},
+                              {{"old_ak_name", common::HexEncode(existing->ak_name)},
+                               {"new_ak_name", common::HexEncode(host.ak_name)}});
+    AR_RETURN_IF_ERROR(store_->ReplaceAk(host.id, host.ak_public, host.ak_name, &audit));
+    result.reenrolled = true;
+    return result;
+  }
+  AuditRecord created = Audit(kActor, "host.enroll", host.id, AuditDecision::kAllow, {},
+                              {{"host_group", host.host_group}, {"ak_name", common::HexEncode(host.ak_name)}});
+  AR_RETURN_IF_ERROR(store_->CreateHost(host, &created).status());
+  result.status = store::HostStatus::kPending;
+  if (std::find(config_.auto_approve_groups.begin(), config_.auto_approve_groups.end(), host.host_group) !=
+      config_.auto_approve_groups.end()) {
+    AuditRecord approve = Audit("auto-approve-rule", "host.approve", host.id, AuditDecision::kAllow, {},
+                                {{"host_group", host.host_group}});
+    AR_RETURN_IF_ERROR(store_->ApproveHost(host.id, "auto-approve-rule", &approve));
+    result.status = store::HostStatus::kApproved;
+  }
+  return result;
+}
+
+Result<store::Nonce> VerifierCore::Challenge(std::string_view host_id, std::string_view purpose) {
+  if (purpose != "attest" && purpose != "certify") {
+    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "purpose must be attest or certify");
+  }
+  auto host = store_->GetHost(host_id);
+  if (!host.ok()) return Problem(StatusCode::kNotFound, problem::kHostUnknown, "no such host");
+  if (host->status != store::HostStatus::kApproved) {
+    return Problem(StatusCode::kPermissionDenied, problem::kHostNotApproved, "host is not approved");
+  }
+  AR_ASSIGN_OR_RETURN(std::string value, common::RandomToken(32));
+  store::Nonce nonce;
+  nonce.value = value;
+  nonce.purpose = std::string(purpose);
+  nonce.bound_data = common::ToBytes(host_id);
+  nonce.expires_at = clock_.NowUnixSeconds() + config_.nonce_ttl_seconds;
+  AR_RETURN_IF_ERROR(store_->CreateNonce(nonce));
+  return nonce;
+}
+
+// ---------------------------------------------------------------- agent keys
+
+Result<store::AgentKey> VerifierCore::RegisterAgentKey(std::string_view host_id, std::string_view agent_id,
+                                                       std::string_view nonce, ByteView key_public,
+                                                       ByteView certify_attest, ByteView certify_signature) {
+  const int64_t now = clock_.NowUnixSeconds();
+  auto bound = store_->ConsumeNonce(nonce, "certify", now);
+  if (!bound.ok() || common::ToString(*bound) != host_id) {
+    return Problem(StatusCode::kUnauthenticated, problem::kNonceInvalid, "unknown, expired, used or foreign nonce");
+  }
+  auto host = store_->GetHost(host_id);
+  if (!host.ok() || host->status != store::HostStatus::kApproved) {
+    return Problem(StatusCode::kPermissionDenied, problem::kHostNotApproved, "host is not approved");
+  }
+  auto agent = store_->GetAgent(agent_id);
+  if (!agent.ok()) return Problem(StatusCode::kNotFound, problem::kAgentUnknown, "no such agent");
+  bool placed = agent->host_id == host->id || (!agent->host_group.empty() && agent->host_group == host->host_group);
+  if (!placed) return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "agent is not registered on this host");
+  auto ak = TpmPublic::Parse(host->ak_public);
+  auto key = TpmPublic::Parse(key_public);
+  if (!ak.ok() || !key.ok()) return Problem(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, "bad public area");
+  auto nonce_bytes = common::AsBytes(nonce);
+  auto certified = VerifyCertification(*ak, certify_attest, certify_signature, CertifyQualifyingData(nonce_bytes), *key);
+  if (!certified.ok()) {
+    AuditBestEffort(Audit(std::string(host_id), "agent_key.register", std::string(agent_id), AuditDecision::kDeny,
+                          {std::string(problem::kKeyNotCertified)}, {{"detail", certified.status().message()}}));
+    return Problem(certified.status().code(), problem::kKeyNotCertified, certified.status().message());
+  }
+  AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, key->ToOpenSslKey());
+  AR_ASSIGN_OR_RETURN(common::Jwk jwk, common::Jwk::FromPublicKey(pkey.get()));
+  store::AgentKey record;
+  record.thumbprint = jwk.Thumbprint();
+  record.agent_id = std::string(agent_id);
+  record.host_id = std::string(host_id);
+  record.public_jwk = jwk.ToJson();
+  record.tpm_public.assign(key_public.begin(), key_public.end());
+  AuditRecord audit = Audit(std::string(host_id), "agent_key.register", std::string(agent_id), AuditDecision::kAllow,
+                            {}, {{"jkt", record.thumbprint}});
+  Status added = store_->AddAgentKey(record, &audit);
+  if (!added.ok() && added.code() != StatusCode::kAlreadyExists) return added;
+  return record;
+}
+
+// ---------------------------------------------------------------- appraisal
+
+Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
+  const int64_t now = clock_.NowUnixSeconds();
+  auto fail = [&](StatusCode code, std::string_view type, const std::string& detail) -> Status {
+    AuditBestEffort(Audit(r.host_id.empty() ? "unknown" : r.host_id, "attest", r.agent_id.empty() ? "unknown" : r.agent_id,
+                          AuditDecision::kDeny, {std::string(type)}, {{"detail", detail}}));
+    return Problem(code, type, detail);
+  };
+  auto bound = store_->ConsumeNonce(r.nonce, "attest", now);
+  if (!bound.ok() || common::ToString(*bound) != r.host_id) {
+    return fail(StatusCode::kUnauthenticated, problem::kNonceInvalid, "unknown, expired, used or foreign nonce");
+  }
+  auto host = store_->GetHost(r.host_id);
+  if (!host.ok()) return fail(StatusCode::kNotFound, problem::kHostUnknown, "no such host");
+  if (host->status != store::HostStatus::kApproved) {
+    return fail(StatusCode::kPermissionDenied, problem::kHostNotApproved, "host is not approved");
+  }
+  auto key = TpmPublic::Parse(r.agent_key_public);
+  if (!key.ok()) return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, key.status().message());
+  AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, key->ToOpenSslKey());
+  AR_ASSIGN_OR_RETURN(common::Jwk jwk, common::Jwk::FromPublicKey(pkey.get()));
+  const std::string jkt = jwk.Thumbprint();
+  auto registered = store_->GetAgentKey(jkt);
+  if (!registered.ok() || registered->agent_id != r.agent_id || registered->host_id != r.host_id) {
+    return fail(StatusCode::kPermissionDenied, problem::kKeyNotCertified, "agent key not certified for this agent and host");
+  }
+  auto log = ParseLog(r.measurement_log);
+  if (!log.ok() || log->empty()) return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, "bad measurement log");
+  const MeasurementEvent& event = log->back();
+  if (event.agent_id != r.agent_id) {
+    return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, "the last log entry is not this agent's");
+  }
+  PcrValues pcrs;
+  for (const auto& [index, value] : r.pcr_values) pcrs[{tpm_alg::kSha256, index}] = value;
+  auto ak = TpmPublic::Parse(host->ak_public);
+  if (!ak.ok()) return common::InternalError("stored AK unreadable");
+  Bytes expected = QualifyingData(common::AsBytes(r.nonce), key->name(), EventDigest(event));
+  auto quote = VerifyQuote(*ak, r.quote_attest, r.quote_signature, expected, pcrs);
+  if (!quote.ok()) return fail(quote.status().code(), problem::kEvidenceInvalid, quote.status().message());
+
+  // The quote is genuine and fresh; from here on the verdict goes into the EAR.
+  AttestOutcome out;
+  TrustVector& tv = out.result.trust;
+  tv.instance_identity = 2;  // EK chain + activated AK (enrollment), quote by that AK
+  tv.hardware = 2;           // the key is certified TPM-resident
+  tv.storage_opaque = 2;     // non-exportable
+  if (!SelectionCovers(quote->selection, tpm_alg::kSha256, config_.measurement_pcr)) {
+    tv.executables = 96;
+    out.reasons.push_back("measurement_pcr_not_quoted");
+  } else if (pcrs[{tpm_alg::kSha256, config_.measurement_pcr}] != ReplayLog(*log)) {
+    tv.executables = 96;
+    out.reasons.push_back("measurement_log_does_not_replay");
+  }
+  tv.configuration = 2;
+  if (auto refs = config_.pcr_references.find(host->host_group); refs != config_.pcr_references.end()) {
+    for (const auto& [index, value] : refs->second) {
+      auto it = pcrs.find({tpm_alg::kSha256, index});
+      if (!SelectionCovers(quote->selection, tpm_alg::kSha256, index) || it == pcrs.end() || it->second != value) {
+        tv.configuration = 96;
+        out.reasons.push_back("pcr_" + std::to_string(index) + "_differs_from_reference");
+      }
+    }
+  }
+  auto manifest = store_->LatestApprovedManifest(r.agent_id);
+  if (!manifest.ok()) {
+    if (tv.executables == 0) tv.executables = 32;
+    out.reasons.push_back("no_approved_manifest");
+  } else {
+    out.result.manifest_version = static_cast<int>(manifest->version);
+    auto digests = DigestsOf(manifest->content);
+    Status match = digests.ok() ? MatchManifest(event, *digests) : digests.status();
+    if (!match.ok()) {
+      tv.executables = 96;
+      out.reasons.push_back("measurement_not_in_approved_manifest");
+    } else if (tv.executables == 0) {
+      tv.executables = 2;
+    }
+  }
+  out.result.issuer = config_.issuer;
+  out.result.verifier_build = config_.build;
+  out.result.iat = now;
+  out.result.exp = now + config_.ear_ttl_seconds;
+  out.result.nonce = common::ToBytes(r.nonce);
+  out.result.policy_id = "agentroot/default/v1";
+  out.result.agent_id = r.agent_id;
+  out.result.host_id = r.host_id;
+  out.result.jkt = jkt;
+  out.result.status = DeriveStatus(tv);
+  AR_ASSIGN_OR_RETURN(out.ear, SignEar(out.result, *issuer_key_));
+  AuditBestEffort(Audit(r.host_id, "attest", r.agent_id,
+                        out.result.status == EarStatus::kAffirming ? AuditDecision::kAllow : AuditDecision::kDeny,
+                        out.reasons,
+                        {{"ear_status", std::string(EarStatusName(out.result.status))},
+                         {"jkt", jkt},
+                         {"reset_count", quote->attest.clock_info.reset_count},
+                         {"restart_count", quote->attest.clock_info.restart_count}}));
+  return out;
+}
+
+// ---------------------------------------------------------------- tokens
+
+bool VerifierCore::RateLimited(const std::string& agent_id, int64_t now) {
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  auto& times = token_times_[agent_id];
+  times.erase(std::remove_if(times.begin(), times.end(), [&](int64_t t) { return t <= now - 60; }), times.end());
+  if (static_cast<int64_t>(times.size()) >= config_.token_rate_per_minute) return true;
+  times.push_back(now);
+  return false;
+}
+
+Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
+  const int64_t now = clock_.NowUnixSeconds();
+  StoreReplayCache replay(*store_);
+  DpopRequirements req;
+  req.method = "POST";
+  req.url = config_.token_endpoint;
+  req.clock = &clock_;
+  auto proof = VerifyDpopProof(request.dpop_proof, req, &replay);
+  if (!proof.ok()) {
+    AuditBestEffort(Audit("unknown", "token.issue", "unknown", AuditDecision::kDeny,
+                          {std::string(oauth_error::kInvalidDpopProof)}, {{"detail", proof.status().message()}}));
+    return proof.status();
+  }
+  auto ear = VerifyEar(request.subject_token, keys_, config_.issuer, clock_);
+  if (!ear.ok()) {
+    AuditBestEffort(Audit(proof->jkt, "token.issue", "unknown", AuditDecision::kDeny, {"invalid_attestation_result"},
+                          {{"detail", ear.status().message()}}));
+    return OAuthError(StatusCode::kUnauthenticated, oauth_error::kInvalidGrant,
+                      "the attestation result is not valid: " + ear.status().message());
+  }
+  std::optional<HostView> host;
+  if (auto h = store_->GetHost(ear->host_id); h.ok()) {
+    host = HostView{h->id, h->host_group, h->status == store::HostStatus::kApproved};
+  }
+  std::optional<AgentView> agent;
+  std::vector<JitGrantView> grants;
+  if (auto a = store_->GetAgent(ear->agent_id); a.ok()) {
+    AgentView v;
+    v.id = a->id;
+    v.active = a->status == store::AgentStatus::kActive;
+    v.host_id = a->host_id;
+    v.host_group = a->host_group;
+    v.registration_expires_at = a->expires_at;
+    v.allowed_scopes = a->allowed_scopes;
+    v.allowed_audiences = a->allowed_audiences;
+    v.max_token_ttl = a->max_token_ttl_seconds;
+    for (const std::string& owner : a->owners) {
+      auto op = store_->GetOperator(owner);
+      if (op.ok() && op->status == store::OperatorStatus::kActive) v.active_owners.push_back(owner);
+    }
+    agent = std::move(v);
+  }
+  std::optional<ManifestView> manifest;
+  if (auto m = store_->GetManifest(ear->agent_id, ear->manifest_version); m.ok()) {
+    manifest = ManifestView{static_cast<int>(m->version), m->status == store::ManifestStatus::kApproved, m->reviewer_id};
+  }
+  std::optional<KeyBindingView> key;
+  if (auto k = store_->GetAgentKey(ear->jkt); k.ok()) key = KeyBindingView{k->agent_id, k->host_id, k->thumbprint};
+  TokenRequestView view{SplitSpaces(request.scope), request.audience, request.requested_ttl, proof->jkt};
+  Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now,
+                                  RateLimited(ear->agent_id, now));
+  if (!decision.allow) {
+    AuditBestEffort(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny, decision.reasons,
+                          {{"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", request.scope},
+                           {"audience", request.audience}}));
+    std::string_view error = oauth_error::kInvalidGrant;
+    for (const std::string& reason : decision.reasons) {
+      if (reason == reason::kScopeNotAllowed || reason == reason::kNoScope) error = oauth_error::kInvalidScope;
+      if (reason == reason::kAudienceNotAllowed) error = oauth_error::kInvalidTarget;
+      if (reason == reason::kProofKeyMismatch) error = oauth_error::kInvalidDpopProof;
+    }
+    return OAuthError(StatusCode::kPermissionDenied, error, JoinSpaces(decision.reasons));
+  }
+  AR_ASSIGN_OR_RETURN(std::string jti, common::RandomToken(16));
+  Json claims = {{"iss", config_.issuer}, {"sub", ear->agent_id}, {"client_id", ear->agent_id},
+                 {"aud", request.audience}, {"scope", JoinSpaces(decision.scopes)}, {"jti", jti},
+                 {"iat", now}, {"exp", now + decision.ttl}, {"cnf", {{"jkt", proof->jkt}}},
+                 {"agentroot.host", ear->host_id}};
+  AR_ASSIGN_OR_RETURN(std::string token, common::SignJwt(claims, *issuer_key_, "at+jwt"));
+  store::TokenRecord record;
+  record.jti = jti;
+  record.request_id = proof->jkt + ":" + proof->jti;  // one token per proof
+  record.agent_id = ear->agent_id;
+  record.host_id = ear->host_id;
+  record.cnf_jkt = proof->jkt;
+  record.scope = JoinSpaces(decision.scopes);
+  record.audience = request.audience;
+  record.issued_at = now;
+  record.expires_at = now + decision.ttl;
+  AuditRecord audit = Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kAllow, {},
+                            {{"jti", jti}, {"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", record.scope},
+                             {"audience", record.audience}, {"ttl", decision.ttl},
+                             {"jit_scopes", decision.jit_scopes}});
+  // Durable before it is handed out (THREATS.md #14).
+  AR_ASSIGN_OR_RETURN(store::IssueTokenResult issued, store_->IssueToken(record, audit));
+  if (!issued.created) return common::AbortedError("token request already answered");
+  return IssuedToken{std::move(token), jti, decision.ttl, record.scope};
+}
+
+Json VerifierCore::Introspect(std::string_view token) {
+  common::JwtValidationOptions options;
+  options.issuer = config_.issuer;
+  options.typ = "at+jwt";
+  options.clock = &clock_;
+  auto verified = common::VerifyJwt(token, keys_, options);
+  if (!verified.ok()) return Json{{"active", false}};
+  const Json& c = verified->claims;
+  if (!c.contains("jti") || !c["jti"].is_string()) return Json{{"active", false}};
+  auto revoked = store_->IsTokenRevoked(c["jti"].get<std::string>());
+  if (!revoked.ok() || *revoked) return Json{{"active", false}};
+  Json out = {{"active", true}, {"token_type", "DPoP"}};
+  for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf"}) {
+    if (c.contains(k)) out[k] = c[k];
+  }
+  return out;
+}
+
+Status VerifierCore::Revoke(std::string_view token, std::string_view actor) {
+  common::JwtValidationOptions options;
+  options.issuer = config_.issuer;
+  options.typ = "at+jwt";
+  options.leeway = std::chrono::seconds(300);
+  options.clock = &clock_;
+  auto verified = common::VerifyJwt(token, keys_, options);
+  // RFC 7009: an invalid or unknown token is not an error for the caller.
+  if (!verified.ok() || !verified->claims.contains("jti")) return Status::Ok();
+  std::string jti = verified->claims["jti"].get<std::string>();
+  AuditRecord audit = Audit(std::string(actor), "token.revoke", jti, AuditDecision::kInfo);
+  Status revoked = store_->RevokeToken(jti, &audit);
+  if (!revoked.ok() && revoked.code() != StatusCode::kNotFound) return revoked;
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- governance
+
+Result<store::Operator> VerifierCore::Authenticate(std::string_view fingerprint) {
+  auto op = store_->GetOperatorByCertFingerprint(fingerprint);
+  if (!op.ok() || op->status != store::OperatorStatus::kActive) {
+    AuditBestEffort(Audit("unknown", "operator.authenticate", std::string(fingerprint.substr(0, 16)),
+                          AuditDecision::kDeny, {"unknown_or_disabled_operator"}));
+    return Problem(StatusCode::kUnauthenticated, problem::kForbidden, "unknown or disabled operator");
+  }
+  return op;
+}
+
+Status VerifierCore::RequireRole(std::string_view operator_id, store::Role role, store::Operator* out) {
+  auto op = store_->GetOperator(operator_id);
+  if (!op.ok() || op->status != store::OperatorStatus::kActive ||
+      std::find(op->roles.begin(), op->roles.end(), role) == op->roles.end()) {
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden,
+                   std::string("operator lacks the ") + std::string(store::RoleName(role)) + " role");
+  }
+  if (out != nullptr) *out = *op;
+  return Status::Ok();
+}
+
+Status VerifierCore::ApproveHost(std::string_view operator_id, std::string_view host_id) {
+  if (Status s = RequireRole(operator_id, store::Role::kInfra, nullptr); !s.ok()) {
+    AuditBestEffort(Audit(std::string(operator_id), "host.approve", std::string(host_id), AuditDecision::kDeny, {"role"}));
+    return s;
+  }
+  AuditRecord audit = Audit(std::string(operator_id), "host.approve", std::string(host_id), AuditDecision::kAllow);
+  return store_->ApproveHost(host_id, operator_id, &audit);
+}
+
+Status VerifierCore::CreateAgent(std::string_view operator_id, store::Agent agent) {
+  if (Status s = RequireRole(operator_id, store::Role::kOwner, nullptr); !s.ok()) {
+    AuditBestEffort(Audit(std::string(operator_id), "agent.create", agent.id, AuditDecision::kDeny, {"role"}));
+    return s;
+  }
+  const std::string prefix = "spiffe://" + config_.trust_domain + "/agent/";
+  if (agent.id.rfind(prefix, 0) != 0 || agent.id.substr(prefix.size()) != agent.name) {
+    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "agent id must be " + prefix + "<name>");
+  }
+  if (std::find(agent.owners.begin(), agent.owners.end(), operator_id) == agent.owners.end()) {
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the registering owner must be an owner");
+  }
+  AuditRecord audit = Audit(std::string(operator_id), "agent.create", agent.id, AuditDecision::kAllow, {},
+                            {{"owners", agent.owners}, {"scopes", agent.allowed_scopes},
+                             {"audiences", agent.allowed_audiences}, {"max_ttl", agent.max_token_ttl_seconds}});
+  return store_->CreateAgent(agent, &audit);
+}
+
+Result<int64_t> VerifierCore::AddManifest(std::string_view operator_id, std::string_view agent_id,
+                                          const Json& content) {
+  auto agent = store_->GetAgent(agent_id);
+  if (!agent.ok()) return Problem(StatusCode::kNotFound, problem::kAgentUnknown, "no such agent");
+  if (std::find(agent->owners.begin(), agent->owners.end(), operator_id) == agent->owners.end()) {
+    AuditBestEffort(Audit(std::string(operator_id), "manifest.add", std::string(agent_id), AuditDecision::kDeny, {"not_owner"}));
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "only an owner adds manifests");
+  }
+  if (!DigestsOf(content).ok()) return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "bad manifest");
+  AuditRecord audit = Audit(std::string(operator_id), "manifest.add", std::string(agent_id), AuditDecision::kAllow);
+  return store_->AddManifest(agent_id, content, &audit);
+}
+
+Status VerifierCore::ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
+                                    bool approve, std::string_view comment) {
+  const std::string subject = std::string(agent_id) + "#" + std::to_string(version);
+  if (Status s = RequireRole(operator_id, store::Role::kReviewer, nullptr); !s.ok()) {
+    AuditBestEffort(Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kDeny, {"role"}));
+    return s;
+  }
+  auto agent = store_->GetAgent(agent_id);
+  if (!agent.ok()) return Problem(StatusCode::kNotFound, problem::kAgentUnknown, "no such agent");
+  if (std::find(agent->owners.begin(), agent->owners.end(), operator_id) != agent->owners.end()) {
+    AuditBestEffort(Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kDeny,
+                          {std::string(reason::kReviewerIsOwner)}));
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "an owner may not review their own agent");
+  }
+  AuditRecord audit = Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kAllow, {},
+                            {{"approve", approve}, {"comment", std::string(comment)}});
+  return store_->ReviewManifest(agent_id, version,
+                                approve ? store::ManifestStatus::kApproved : store::ManifestStatus::kRejected,
+                                operator_id, comment, &audit);
+}
+
+}  // namespace agentroot::attestation

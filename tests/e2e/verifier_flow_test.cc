@@ -1,0 +1,426 @@
+// The verifier's flows end to end on swtpm machines (ARCHITECTURE.md flows
+// 1-7): enrollment with credential activation, approval, registration and
+// review, key certification, measurement, attestation, token exchange and
+// validation by a resource server. Then every refusal, each on its own.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "agentroot/attestation/access_token.h"
+#include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/tpm_public.h"
+#include "agentroot/attestation/verifier.h"
+#include "agentroot/hsm/tpm/tpm_attestor.h"
+#include "agentroot/hsm/tpm/tpm_device.h"
+#include "agentroot/hsm/tpm/tpm_key_manager.h"
+#include "agentroot/simulators/testing/scoped_fleet.h"
+
+namespace agentroot {
+namespace {
+
+namespace fs = std::filesystem;
+using attestation::AttestRequest;
+using attestation::VerifierCore;
+using common::Bytes;
+using common::Json;
+using hsm::tpm::EkKind;
+
+constexpr char kAgent[] = "spiffe://example.org/agent/crm-bot";
+constexpr char kAudience[] = "https://crm.example";
+constexpr char kTokenEndpoint[] = "https://verifier.test/oauth/token";
+constexpr uint32_t kMeasurementPcr = 15;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string Hex(char c) { return std::string(64, c); }
+
+// One simulated machine: its TPM device, attestor (AK) and key manager.
+struct Machine {
+  std::string tcti;
+  fs::path state;
+  std::shared_ptr<hsm::tpm::TpmDevice> device;
+  std::unique_ptr<hsm::tpm::TpmAttestor> attestor;
+  std::unique_ptr<hsm::tpm::TpmKeyManager> keys;
+  std::string host_id;
+};
+
+class VerifierFlowTest : public ::testing::Test {
+ protected:
+  // Fresh machines per test: a measurement log replays from the PCR's value at
+  // TPM start-up, and PCR 15 cannot be reset short of restarting the TPM.
+  void SetUp() override {
+    auto fleet = simulators::testing::ScopedFleet::Create(2);
+    ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
+    fleet_ = std::move(fleet).value();
+    dir_ = fleet_->info().dir / "verifier";
+    fs::create_directories(dir_);
+    clock_ = std::make_unique<common::FakeClock>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    fs::path db = dir_ / "verifier.db";
+    store_ = std::shared_ptr<attestation::store::Store>(
+        std::move(attestation::store::Store::Open("sqlite:" + db.string(), *clock_)).value());
+    issuer_ = std::shared_ptr<common::OpenSslSigner>(
+        std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-1")).value());
+    attestation::VerifierConfig config;
+    config.issuer = "https://verifier.test";
+    config.token_endpoint = kTokenEndpoint;
+    config.trust_domain = "example.org";
+    config.manufacturer_roots_pem = ReadFile(fleet_->info().manufacturer_ca);
+    config.measurement_pcr = kMeasurementPcr;
+    core_ = std::move(VerifierCore::Create(config, store_, issuer_, {}, *clock_)).value();
+    for (auto [id, role] : {std::pair{"alice", attestation::store::Role::kOwner},
+                            std::pair{"bob", attestation::store::Role::kReviewer},
+                            std::pair{"carol", attestation::store::Role::kInfra}}) {
+      attestation::store::Operator op;
+      op.id = id;
+      op.display_name = id;
+      op.roles = {role};
+      op.client_cert_fingerprint = std::string("fp-") + id;
+      ASSERT_TRUE(store_->CreateOperator(op, nullptr).ok());
+    }
+    for (int i = 0; i < 2; ++i) {
+      Machine& m = machines_[i];
+      m.tcti = fleet_->info().machines[i].tcti;
+      m.state = dir_ / ("machine-" + std::to_string(i));
+      fs::create_directories(m.state);
+      hsm::tpm::TpmDeviceOptions options;
+      options.tcti = m.tcti;
+      m.device = std::move(hsm::tpm::TpmDevice::Open(std::move(options))).value();
+      m.attestor = std::move(hsm::tpm::TpmAttestor::Create(m.device, m.state)).value();
+      m.keys = std::move(hsm::tpm::TpmKeyManager::Create(m.device, m.state)).value();
+      ASSERT_TRUE(m.attestor->CreateAk("ak").ok());
+    }
+  }
+
+  // Flow 1: enroll + activate machine `i` in `group`.
+  common::Result<attestation::ActivationResult> Enroll(int i, const std::string& group = "crm-hosts") {
+    Machine& m = machines_[i];
+    attestation::EnrollRequest request;
+    AR_ASSIGN_OR_RETURN(request.ek_public, m.attestor->ReadEkPublic(EkKind::kRsa2048));
+    AR_ASSIGN_OR_RETURN(request.ek_certificate, m.attestor->ReadEkCertificate(EkKind::kRsa2048));
+    request.ek_intermediates_pem = ReadFile(fleet_->info().manufacturer_intermediate);
+    AR_ASSIGN_OR_RETURN(auto ak, m.attestor->GetAk("ak"));
+    request.ak_public = ak.tpm2b_public;
+    request.host_group = group;
+    AR_ASSIGN_OR_RETURN(auto challenge, core_->Enroll(request));
+    AR_ASSIGN_OR_RETURN(auto secret, m.attestor->ActivateCredential("ak", EkKind::kRsa2048, challenge.credential_blob,
+                                                                    challenge.encrypted_secret));
+    m.host_id = challenge.host_id;
+    return core_->Activate(challenge.host_id, challenge.activation_id, secret.Reveal());
+  }
+
+  attestation::MeasurementEvent Event(uint64_t seq, char exe = 'a') const {
+    attestation::MeasurementEvent e;
+    e.sequence = seq;
+    e.time = clock_->NowUnixSeconds();
+    e.agent_id = kAgent;
+    e.pid = 4242;
+    e.uid = 1001;
+    e.exe_path = "/opt/agents/crm-bot";
+    e.exe_sha256_hex = Hex(exe);
+    e.files = {{"/etc/agents/crm-bot.toml", Hex('c')}};
+    return e;
+  }
+
+  Json Manifest() const {
+    return Json{{"exe_sha256", Hex('a')}, {"files", {{"/etc/agents/crm-bot.toml", Hex('c')}}},
+                {"model_id", "gpt-x"}, {"allowed_tools", {"crm.search"}}};
+  }
+
+  // Flows 1-3 for machine 0: enrolled, approved, agent registered and
+  // reviewed, key certified. Returns the agent key.
+  std::shared_ptr<hsm::Key> Provision(bool review = true) {
+    EXPECT_TRUE(Enroll(0).ok());
+    EXPECT_TRUE(core_->ApproveHost("carol", machines_[0].host_id).ok());
+    attestation::store::Agent agent;
+    agent.id = kAgent;
+    agent.name = "crm-bot";
+    agent.host_group = "crm-hosts";
+    agent.allowed_scopes = {"crm.read", "crm.write"};
+    agent.allowed_audiences = {kAudience};
+    agent.max_token_ttl_seconds = 300;
+    agent.expires_at = clock_->NowUnixSeconds() + 30 * 86400;
+    agent.owners = {"alice"};
+    EXPECT_TRUE(core_->CreateAgent("alice", agent).ok());
+    auto version = core_->AddManifest("alice", kAgent, Manifest());
+    EXPECT_TRUE(version.ok());
+    if (review) {
+      EXPECT_TRUE(core_->ReviewManifest("bob", kAgent, *version, true, "reviewed").ok());
+    }
+    auto key = machines_[0].keys->Generate("crm-bot", hsm::KeyPolicy{});
+    EXPECT_TRUE(key.ok()) << key.status().ToString();
+    auto nonce = core_->Challenge(machines_[0].host_id, "certify");
+    EXPECT_TRUE(nonce.ok());
+    auto certified = machines_[0].attestor->Certify(
+        "ak", **key, attestation::CertifyQualifyingData(common::AsBytes(nonce->value)));
+    EXPECT_TRUE(certified.ok()) << certified.status().ToString();
+    auto registered = core_->RegisterAgentKey(machines_[0].host_id, kAgent, nonce->value, (*key)->native_public(),
+                                              certified->tpms_attest, certified->tpmt_signature);
+    EXPECT_TRUE(registered.ok()) << registered.status().ToString();
+    return *key;
+  }
+
+  // Flows 4-5: measure, extend, quote, attest on machine `i`.
+  common::Result<attestation::AttestOutcome> Attest(const hsm::Key& key, std::vector<attestation::MeasurementEvent> log,
+                                                    int quoting_machine = 0, bool extend = true) {
+    Machine& m = machines_[0];
+    if (extend) AR_RETURN_IF_ERROR(m.attestor->PcrExtend(kMeasurementPcr, attestation::EventDigest(log.back())));
+    AR_ASSIGN_OR_RETURN(auto nonce, core_->Challenge(m.host_id, "attest"));
+    AR_ASSIGN_OR_RETURN(auto key_public, attestation::TpmPublic::Parse(key.native_public()));
+    Bytes qualifying = attestation::QualifyingData(common::AsBytes(nonce.value), key_public.name(),
+                                                   attestation::EventDigest(log.back()));
+    std::vector<hsm::tpm::PcrBank> selection = {{hsm::tpm::kTpmAlgSha256, {0, 7, kMeasurementPcr}}};
+    Machine& q = machines_[quoting_machine];
+    AR_ASSIGN_OR_RETURN(auto quote, q.attestor->Quote("ak", selection, qualifying));
+    AR_ASSIGN_OR_RETURN(auto values, q.attestor->PcrRead(selection));
+    AttestRequest request;
+    request.host_id = m.host_id;
+    request.agent_id = kAgent;
+    request.nonce = nonce.value;
+    request.agent_key_public = key.native_public();
+    request.quote_attest = quote.tpms_attest;
+    request.quote_signature = quote.tpmt_signature;
+    for (const auto& [bank_pcr, value] : values) request.pcr_values[bank_pcr.second] = value;
+    request.measurement_log = attestation::SerializeLog(log);
+    last_attest_ = request;
+    return core_->Attest(request);
+  }
+
+  common::Result<attestation::IssuedToken> Token(const std::string& ear, const common::Signer& proof_key,
+                                                 const std::string& scope = "crm.read",
+                                                 const std::string& audience = kAudience,
+                                                 std::optional<int64_t> ttl = std::nullopt) {
+    attestation::TokenExchange exchange;
+    exchange.subject_token = ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(proof_key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+    exchange.scope = scope;
+    exchange.audience = audience;
+    exchange.requested_ttl = ttl;
+    return core_->Token(exchange);
+  }
+
+  void ExpectTokenRefused(const common::Status& status, std::string_view reason) {
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find(reason), std::string::npos) << status.ToString();
+  }
+
+  std::unique_ptr<simulators::testing::ScopedFleet> fleet_;
+  fs::path dir_;
+  std::unique_ptr<common::FakeClock> clock_;
+  std::shared_ptr<attestation::store::Store> store_;
+  std::shared_ptr<common::OpenSslSigner> issuer_;
+  std::unique_ptr<VerifierCore> core_;
+  Machine machines_[2];
+  AttestRequest last_attest_;
+};
+
+
+TEST_F(VerifierFlowTest, FullFlowAndAStolenTokenIsUselessElsewhere) {
+  auto key = Provision();
+  // hostd would read the PCR and keep a log since boot; here the log starts
+  // from the PCR's current value, so rebuild it from the TPM's value first.
+  auto before = machines_[0].attestor->PcrRead({{hsm::tpm::kTpmAlgSha256, {kMeasurementPcr}}});
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(before->begin()->second, Bytes(32, 0)) << "machine-0 PCR 15 must start at zero";
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->result.status, attestation::EarStatus::kAffirming)
+      << (outcome->reasons.empty() ? "" : outcome->reasons.front());
+  auto token = Token(outcome->ear, *key);
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(token->scope, "crm.read");
+  EXPECT_EQ(token->expires_in, 300);
+
+  // The resource server validates with the verifier's JWKS.
+  std::string jwks = core_->Jwks().dump();
+  auto cache = std::make_shared<attestation::JwksCache>([jwks]() -> common::Result<std::string> { return jwks; },
+                                                        *clock_, attestation::JwksCache::Options{});
+  auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, *clock_);
+  attestation::AccessTokenPolicy policy;
+  policy.issuer = "https://verifier.test";
+  policy.audience = kAudience;
+  policy.is_revoked = [this](std::string_view jti) { return store_->IsTokenRevoked(jti).value_or(true); };
+  auto validator = std::move(attestation::AccessTokenValidator::Create(policy, cache, replay, clock_.get())).value();
+  const std::string url = "https://crm.example/v1/accounts";
+  auto proof = [&](const common::Signer& k) {
+    return std::vector<std::string>{*attestation::CreateDpopProof(k, "GET", url, clock_->NowUnixSeconds(), token->access_token)};
+  };
+  auto ok = validator->Validate("DPoP " + token->access_token, proof(*key), "GET", url, "crm.read");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->subject, kAgent);
+
+  // THREATS #1: machine B has the token but not machine A's TPM key.
+  auto other = machines_[1].keys->Generate("thief", hsm::KeyPolicy{});
+  ASSERT_TRUE(other.ok());
+  auto stolen = validator->Validate("DPoP " + token->access_token, proof(**other), "GET", url, "crm.read");
+  ASSERT_FALSE(stolen.ok());
+  EXPECT_EQ(attestation::OAuthErrorOf(stolen.status()), attestation::oauth_error::kInvalidDpopProof);
+  auto bare = validator->Validate("DPoP " + token->access_token, {}, "GET", url, "crm.read");
+  EXPECT_EQ(attestation::OAuthErrorOf(bare.status()), attestation::oauth_error::kInvalidToken);
+
+  // Introspection, then revocation seen at once.
+  EXPECT_TRUE(core_->Introspect(token->access_token)["active"].get<bool>());
+  ASSERT_TRUE(core_->Revoke(token->access_token, "carol").ok());
+  EXPECT_FALSE(core_->Introspect(token->access_token)["active"].get<bool>());
+  EXPECT_FALSE(validator->Validate("DPoP " + token->access_token, proof(*key), "GET", url, "crm.read").ok());
+
+  // The audit chain holds every decision and verifies offline.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  auto report = attestation::store::VerifyAuditChain(exported->jsonl, exported->anchor);
+  EXPECT_TRUE(report.status.ok()) << report.status.ToString();
+  EXPECT_GE(report.records_verified, 8);
+  for (const char* action : {"host.enroll", "host.approve", "agent.create", "manifest.review",
+                             "agent_key.register", "attest", "token.issue", "token.revoke"}) {
+    EXPECT_NE(exported->jsonl.find(std::string("\"") + action + "\""), std::string::npos) << action;
+  }
+  // No whole token in the audit log (THREATS #20).
+  EXPECT_EQ(exported->jsonl.find(token->access_token), std::string::npos);
+}
+
+TEST_F(VerifierFlowTest, EnrollmentRefusals) {
+  // The EK certificate must chain to a trusted manufacturer: a fresh fleet has its own CA.
+  auto foreign = simulators::testing::ScopedFleet::Create(1);
+  ASSERT_TRUE(foreign.ok());
+  hsm::tpm::TpmDeviceOptions options;
+  options.tcti = (*foreign)->info().machines[0].tcti;
+  auto device = std::move(hsm::tpm::TpmDevice::Open(std::move(options))).value();
+  auto attestor = std::move(hsm::tpm::TpmAttestor::Create(device, dir_ / "foreign")).value();
+  attestation::EnrollRequest request;
+  request.ek_public = *attestor->ReadEkPublic(EkKind::kRsa2048);
+  request.ek_certificate = *attestor->ReadEkCertificate(EkKind::kRsa2048);
+  request.ek_intermediates_pem = ReadFile((*foreign)->info().manufacturer_intermediate);
+  request.ak_public = attestor->CreateAk("ak")->tpm2b_public;
+  auto untrusted = core_->Enroll(request);
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.status().message().find("ek_untrusted"), std::string::npos);
+
+  // THREATS #3: machine 0's EK with machine 1's AK: machine 1's TPM cannot
+  // activate a credential made for machine 0's EK.
+  request.ek_public = *machines_[0].attestor->ReadEkPublic(EkKind::kRsa2048);
+  request.ek_certificate = *machines_[0].attestor->ReadEkCertificate(EkKind::kRsa2048);
+  request.ek_intermediates_pem = ReadFile(fleet_->info().manufacturer_intermediate);
+  request.ak_public = machines_[1].attestor->GetAk("ak")->tpm2b_public;
+  auto challenge = core_->Enroll(request);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  EXPECT_FALSE(machines_[1].attestor->ActivateCredential("ak", EkKind::kRsa2048, challenge->credential_blob,
+                                                         challenge->encrypted_secret).ok());
+  // Machine 0 has the EK but not that AK: it cannot activate either.
+  EXPECT_FALSE(machines_[0].attestor->ActivateCredential("ak", EkKind::kRsa2048, challenge->credential_blob,
+                                                         challenge->encrypted_secret).ok());
+  // A guessed secret fails and burns the activation.
+  EXPECT_FALSE(core_->Activate(challenge->host_id, challenge->activation_id, Bytes(32, 0)).ok());
+  EXPECT_FALSE(core_->Activate(challenge->host_id, challenge->activation_id, Bytes(32, 0)).ok());
+  EXPECT_FALSE(store_->GetHost(challenge->host_id).ok()) << "nothing may be stored for a failed activation";
+
+  // The honest enrollment: pending until an infra operator approves.
+  auto activated = Enroll(0);
+  ASSERT_TRUE(activated.ok()) << activated.status().ToString();
+  EXPECT_EQ(activated->status, attestation::store::HostStatus::kPending);
+  EXPECT_FALSE(core_->Challenge(machines_[0].host_id, "attest").ok());
+  EXPECT_FALSE(core_->ApproveHost("bob", machines_[0].host_id).ok());  // a reviewer is not infra
+  EXPECT_TRUE(core_->ApproveHost("carol", machines_[0].host_id).ok());
+  EXPECT_TRUE(core_->Challenge(machines_[0].host_id, "attest").ok());
+}
+
+TEST_F(VerifierFlowTest, GovernanceRefusals) {
+  auto key = Provision(/*review=*/false);
+  // Owner reviews own agent: refused.
+  EXPECT_FALSE(core_->ReviewManifest("alice", kAgent, 1, true, "mine").ok());
+  // Unreviewed manifest: the attestation is not affirming, no token.
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_NE(outcome->result.status, attestation::EarStatus::kAffirming);
+  ExpectTokenRefused(Token(outcome->ear, *key).status(), "attestation_not_affirming");
+}
+
+TEST_F(VerifierFlowTest, TokenRequestRefusals) {
+  auto key = Provision();
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  ASSERT_EQ(outcome->result.status, attestation::EarStatus::kAffirming);
+  ExpectTokenRefused(Token(outcome->ear, *key, "crm.admin").status(), "invalid_scope");
+  ExpectTokenRefused(Token(outcome->ear, *key, "crm.read", "https://erp.example").status(), "invalid_target");
+  ExpectTokenRefused(Token(outcome->ear, *key, "crm.read", kAudience, 301).status(), "ttl_exceeds_max");
+  // Proof signed by a key other than the attested one (THREATS #9).
+  auto other = machines_[0].keys->Generate("other", hsm::KeyPolicy{});
+  ExpectTokenRefused(Token(outcome->ear, **other).status(), "proof_key_not_attested_key");
+  // A replayed DPoP proof at the token endpoint.
+  attestation::TokenExchange exchange;
+  exchange.subject_token = outcome->ear;
+  exchange.dpop_proof = *attestation::CreateDpopProof(*key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+  exchange.scope = "crm.read";
+  exchange.audience = kAudience;
+  ASSERT_TRUE(core_->Token(exchange).ok());
+  ExpectTokenRefused(core_->Token(exchange).status(), "replayed");
+  // An expired attestation result.
+  clock_->Advance(std::chrono::seconds(200));
+  ExpectTokenRefused(Token(outcome->ear, *key).status(), "invalid_grant");
+  // Expired registration: a fresh attestation, but the registration ended.
+  auto agent = store_->GetAgent(kAgent);
+  agent->expires_at = clock_->NowUnixSeconds() - 1;
+  ASSERT_TRUE(store_->UpdateAgent(*agent, nullptr).ok());
+  auto again = Attest(*key, {Event(1), Event(2)});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ExpectTokenRefused(Token(again->ear, *key).status(), "registration_expired");
+}
+
+TEST_F(VerifierFlowTest, EvidenceRefusals) {
+  auto key = Provision();
+  auto good = Attest(*key, {Event(1)});
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  ASSERT_EQ(good->result.status, attestation::EarStatus::kAffirming);
+  // A reused nonce (THREATS #2).
+  auto reused = core_->Attest(last_attest_);
+  ASSERT_FALSE(reused.ok());
+  EXPECT_NE(reused.status().message().find("nonce_invalid"), std::string::npos);
+  // A never-issued nonce.
+  AttestRequest forged = last_attest_;
+  forged.nonce = "never-issued";
+  EXPECT_FALSE(core_->Attest(forged).ok());
+  // An expired nonce.
+  auto nonce = core_->Challenge(machines_[0].host_id, "attest");
+  clock_->Advance(std::chrono::seconds(61));
+  forged = last_attest_;
+  forged.nonce = nonce->value;
+  EXPECT_FALSE(core_->Attest(forged).ok());
+  clock_->Advance(std::chrono::seconds(-61));
+  // A quote by machine 1's AK for machine 0's host.
+  auto foreign = Attest(*key, {Event(1), Event(2)}, /*quoting_machine=*/1);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.status().message().find("evidence_invalid"), std::string::npos);
+  // The PCR values presented differ from the quoted ones.
+  auto honest = Attest(*key, {Event(1), Event(2), Event(3)});
+  ASSERT_TRUE(honest.ok());
+  AttestRequest tampered = last_attest_;
+  tampered.nonce = core_->Challenge(machines_[0].host_id, "attest")->value;
+  tampered.pcr_values[7][0] ^= 1;
+  EXPECT_FALSE(core_->Attest(tampered).ok());
+}
+
+TEST_F(VerifierFlowTest, MeasurementRefusals) {
+  auto key = Provision();
+  // A modified agent binary (THREATS #17): extended and quoted honestly, but
+  // not the approved manifest -> contraindicated, no token.
+  auto modified = Attest(*key, {Event(1, 'b')});
+  ASSERT_TRUE(modified.ok()) << modified.status().ToString();
+  EXPECT_EQ(modified->result.status, attestation::EarStatus::kContraindicated);
+  ExpectTokenRefused(Token(modified->ear, *key).status(), "attestation_not_affirming");
+  // A forged log (THREATS #5): the TPM extended the modified event; the log
+  // claims the approved one -> the quote's qualifying data does not match.
+  ASSERT_TRUE(machines_[0].attestor->PcrExtend(kMeasurementPcr, attestation::EventDigest(Event(2, 'b'))).ok());
+  auto forged = Attest(*key, {Event(1, 'b'), Event(2, 'a')}, 0, /*extend=*/false);
+  ASSERT_TRUE(forged.ok()) << forged.status().ToString();
+  EXPECT_NE(forged->result.status, attestation::EarStatus::kAffirming);
+}
+
+}  // namespace
+}  // namespace agentroot
