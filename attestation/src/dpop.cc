@@ -133,7 +133,7 @@ std::string_view OAuthErrorOf(const Status& status) {
       oauth_error::kInvalidRequest, oauth_error::kInvalidToken,       oauth_error::kInvalidDpopProof,
       oauth_error::kUseDpopNonce,   oauth_error::kInsufficientScope, oauth_error::kInvalidGrant,
       oauth_error::kInvalidScope,   oauth_error::kInvalidTarget,     oauth_error::kUnauthorizedClient,
-      oauth_error::kAccessDenied};
+      oauth_error::kAccessDenied,   oauth_error::kUnsupportedGrantType};
   std::string_view message = status.message();
   for (std::string_view code : kKnown) {
     if (message.size() > code.size() + 1 && message.substr(0, code.size()) == code &&

@@ -52,6 +52,7 @@ inline constexpr std::string_view kInvalidScope = "invalid_scope";
 inline constexpr std::string_view kInvalidTarget = "invalid_target";
 inline constexpr std::string_view kUnauthorizedClient = "unauthorized_client";
 inline constexpr std::string_view kAccessDenied = "access_denied";
+inline constexpr std::string_view kUnsupportedGrantType = "unsupported_grant_type";
 }  // namespace oauth_error
 
 // A Status with code `code` whose message is "<oauth_error>: <detail>".

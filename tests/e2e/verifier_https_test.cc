@@ -1,0 +1,297 @@
+// The verifier over real HTTPS on loopback: the JSON APIs, the OAuth token
+// endpoint with a DPoP header, operators authenticated by client
+// certificates, problem details for bad input, and the OpenAPI document
+// matching the routes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/tpm_public.h"
+#include "agentroot/attestation/verifier_service.h"
+#include "agentroot/hsm/tpm/tpm_attestor.h"
+#include "agentroot/hsm/tpm/tpm_device.h"
+#include "agentroot/hsm/tpm/tpm_key_manager.h"
+#include "agentroot/http/client.h"
+#include "agentroot/http/testing/test_pki.h"
+#include "agentroot/simulators/testing/scoped_fleet.h"
+
+namespace agentroot {
+namespace {
+
+namespace fs = std::filesystem;
+using common::Bytes;
+using common::Json;
+
+constexpr char kAgentName[] = "crm-bot";
+constexpr char kAgent[] = "spiffe://example.org/agent/crm-bot";
+constexpr uint32_t kPcr = 15;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string B64(const Bytes& b) { return common::Base64UrlEncode(b); }
+
+class VerifierHttpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fleet_ = std::move(simulators::testing::ScopedFleet::Create(1)).value();
+    dir_ = fleet_->info().dir / "https";
+    fs::create_directories(dir_);
+    pki_ = std::move(http::testing::TestPki::Create("agentroot test CA")).value();
+    auto server_cred = std::move(pki_->IssueServer()).value();
+
+    http::ServerOptions options;
+    http::TcpListenOptions tcp;
+    tcp.address = "127.0.0.1";
+    tcp.tls.certificate_chain_pem = server_cred.certificate_pem;
+    tcp.tls.private_key_pem = std::move(server_cred.private_key_pem);
+    tcp.tls.client_auth = http::ClientAuth::kOptional;
+    tcp.tls.client_ca_pem = pki_->ca_certificate_pem();
+    options.tcp = std::move(tcp);
+    options.worker_threads = 2;
+    server_ = std::move(http::HttpServer::Create(std::move(options))).value();
+
+    store_ = std::shared_ptr<attestation::store::Store>(
+        std::move(attestation::store::Store::Open("sqlite:" + (dir_ / "v.db").string(), common::Clock::System())).value());
+    auto issuer = std::shared_ptr<common::OpenSslSigner>(
+        std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-1")).value());
+    // The token endpoint URL is only known once the port is: bind first.
+    service_config_.trust_domain = "example.org";
+    service_config_.manufacturer_roots_pem = ReadFile(fleet_->info().manufacturer_ca);
+    service_config_.auto_approve_groups = {"crm-hosts"};
+    service_config_.measurement_pcr = kPcr;
+    issuer_ = issuer;
+  }
+
+  void StartService() {
+    // Register needs the core; the core needs the URL; the port comes from
+    // Start. Routes are installed on a server that is not started yet, so
+    // use a deferred core pointer.
+    auto deferred = std::make_shared<std::shared_ptr<attestation::VerifierCore>>();
+    service_config_.issuer = "https://127.0.0.1";
+    service_config_.token_endpoint = "https://127.0.0.1/oauth/token";
+    core_ = std::shared_ptr<attestation::VerifierCore>(std::move(
+        attestation::VerifierCore::Create(service_config_, store_, issuer_, {}, common::Clock::System())).value());
+    service_ = std::make_unique<attestation::VerifierService>(core_);
+    ASSERT_TRUE(service_->Register(*server_).ok());
+    ASSERT_TRUE(server_->Start().ok());
+    base_ = "https://127.0.0.1:" + std::to_string(server_->port());
+  }
+
+  std::unique_ptr<http::HttpClient> Client(const std::string& operator_name = "") {
+    http::ClientOptions options;
+    options.base_url = base_;
+    options.ca_pem = pki_->ca_certificate_pem();
+    if (!operator_name.empty()) {
+      auto cred = std::move(pki_->IssueClient(operator_name)).value();
+      options.client_certificate_chain_pem = cred.certificate_pem;
+      options.client_private_key_pem = std::move(cred.private_key_pem);
+      fingerprints_[operator_name] = common::HexEncode(common::Sha256(cred.certificate_der));
+    }
+    return std::move(http::HttpClient::Create(std::move(options))).value();
+  }
+
+  void AddOperator(const std::string& id, attestation::store::Role role) {
+    attestation::store::Operator op;
+    op.id = id;
+    op.display_name = id;
+    op.roles = {role};
+    op.client_cert_fingerprint = fingerprints_.at(id);
+    ASSERT_TRUE(store_->CreateOperator(op, nullptr).ok());
+  }
+
+  static Json Parse(const http::Response& r) { return Json::parse(r.body, nullptr, false); }
+
+  std::unique_ptr<simulators::testing::ScopedFleet> fleet_;
+  fs::path dir_;
+  std::unique_ptr<http::testing::TestPki> pki_;
+  std::unique_ptr<http::HttpServer> server_;
+  std::shared_ptr<attestation::store::Store> store_;
+  std::shared_ptr<common::OpenSslSigner> issuer_;
+  attestation::VerifierConfig service_config_;
+  std::shared_ptr<attestation::VerifierCore> core_;
+  std::unique_ptr<attestation::VerifierService> service_;
+  std::string base_;
+  std::map<std::string, std::string> fingerprints_;
+};
+
+TEST_F(VerifierHttpsTest, FullFlowOverHttps) {
+  StartService();
+  auto alice = Client("alice");
+  auto bob = Client("bob");
+  auto eve = Client("eve");  // a certificate from the right CA, but no operator record
+  AddOperator("alice", attestation::store::Role::kOwner);
+  AddOperator("bob", attestation::store::Role::kReviewer);
+  auto anonymous = Client();
+
+  // Metadata and keys.
+  auto metadata = anonymous->Get("/.well-known/oauth-authorization-server");
+  ASSERT_TRUE(metadata.ok()) << metadata.status().ToString();
+  EXPECT_EQ(Parse(*metadata)["token_endpoint"], "https://127.0.0.1/oauth/token");
+  auto jwks = anonymous->Get("/.well-known/jwks.json");
+  ASSERT_TRUE(jwks.ok());
+  EXPECT_EQ(Parse(*jwks)["keys"][0]["kid"], "issuer-1");
+
+  // Enrollment over HTTPS with the machine's TPM.
+  hsm::tpm::TpmDeviceOptions topt;
+  topt.tcti = fleet_->info().machines[0].tcti;
+  auto device = std::move(hsm::tpm::TpmDevice::Open(std::move(topt))).value();
+  auto attestor = std::move(hsm::tpm::TpmAttestor::Create(device, dir_ / "m0")).value();
+  auto keys = std::move(hsm::tpm::TpmKeyManager::Create(device, dir_ / "m0")).value();
+  auto ak = *attestor->CreateAk("ak");
+  Json enroll = {{"ek_certificate", B64(*attestor->ReadEkCertificate(hsm::tpm::EkKind::kRsa2048))},
+                 {"ek_public", B64(*attestor->ReadEkPublic(hsm::tpm::EkKind::kRsa2048))},
+                 {"ak_public", B64(ak.tpm2b_public)},
+                 {"ek_intermediates_pem", ReadFile(fleet_->info().manufacturer_intermediate)},
+                 {"host_group", "crm-hosts"}};
+  auto challenge = anonymous->Post("/v1/enroll", enroll.dump());
+  ASSERT_TRUE(challenge.ok());
+  ASSERT_EQ(challenge->status, 200) << challenge->body;
+  Json c = Parse(*challenge);
+  auto secret = attestor->ActivateCredential("ak", hsm::tpm::EkKind::kRsa2048, *common::Base64UrlDecode(c["credential_blob"].get<std::string>()),
+                                             *common::Base64UrlDecode(c["encrypted_secret"].get<std::string>()));
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  std::string host = c["host_id"];
+  auto activated = anonymous->Post("/v1/enroll/" + host + "/activate",
+                                   Json{{"activation_id", c["activation_id"]}, {"secret", B64(Bytes(secret->Reveal().begin(), secret->Reveal().end()))}}.dump());
+  ASSERT_TRUE(activated.ok());
+  ASSERT_EQ(activated->status, 200) << activated->body;
+  EXPECT_EQ(Parse(*activated)["status"], "approved");  // auto-approve rule for crm-hosts
+
+  // Governance with client certificates.
+  Json agent = {{"name", kAgentName}, {"host_group", "crm-hosts"}, {"scopes", {"crm.read"}},
+                {"audiences", {"https://crm.example"}}, {"max_token_ttl", 300},
+                {"expires_at", common::Clock::System().NowUnixSeconds() + 86400}, {"owners", {"alice"}}};
+  EXPECT_EQ(anonymous->Post("/v1/agents", agent.dump())->status, 401);  // no certificate
+  EXPECT_EQ(eve->Post("/v1/agents", agent.dump())->status, 401);        // not an operator
+  EXPECT_EQ(bob->Post("/v1/agents", agent.dump())->status, 403);        // reviewer, not owner
+  ASSERT_EQ(alice->Post("/v1/agents", agent.dump())->status, 201);
+  Json manifest = {{"exe_sha256", std::string(64, 'a')}, {"files", Json::object()}};
+  auto added = alice->Post(std::string("/v1/agents/") + kAgentName + "/manifests", manifest.dump());
+  ASSERT_EQ(added->status, 201) << added->body;
+  auto self_review = alice->Post(std::string("/v1/agents/") + kAgentName + "/manifests/1/review", R"({"approve":true})");
+  EXPECT_EQ(self_review->status, 403);
+  EXPECT_NE(self_review->body.find("urn:agentroot:problem:forbidden"), std::string::npos);
+  ASSERT_EQ(bob->Post(std::string("/v1/agents/") + kAgentName + "/manifests/1/review", R"({"approve":true})")->status, 200);
+
+  // Key certification, measurement, quote, attest.
+  auto key = *keys->Generate("crm-bot", hsm::KeyPolicy{});
+  auto nonce = Parse(*anonymous->Post("/v1/hosts/" + host + "/challenges", R"({"purpose":"certify"})"))["nonce"].get<std::string>();
+  auto certified = *attestor->Certify("ak", *key, attestation::CertifyQualifyingData(common::AsBytes(nonce)));
+  auto registered = anonymous->Post("/v1/hosts/" + host + "/agent-keys",
+      Json{{"agent_id", kAgent}, {"nonce", nonce}, {"key_public", B64(key->native_public())},
+           {"certify_attest", B64(certified.tpms_attest)}, {"certify_signature", B64(certified.tpmt_signature)}}.dump());
+  ASSERT_EQ(registered->status, 201) << registered->body;
+  attestation::MeasurementEvent event;
+  event.sequence = 1;
+  event.agent_id = kAgent;
+  event.exe_path = "/opt/agents/crm-bot";
+  event.exe_sha256_hex = std::string(64, 'a');
+  ASSERT_TRUE(attestor->PcrExtend(kPcr, attestation::EventDigest(event)).ok());
+  nonce = Parse(*anonymous->Post("/v1/hosts/" + host + "/challenges", R"({"purpose":"attest"})"))["nonce"].get<std::string>();
+  auto key_name = attestation::TpmPublic::Parse(key->native_public())->name();
+  std::vector<hsm::tpm::PcrBank> selection = {{hsm::tpm::kTpmAlgSha256, {0, kPcr}}};
+  auto quote = *attestor->Quote("ak", selection, attestation::QualifyingData(common::AsBytes(nonce), key_name, attestation::EventDigest(event)));
+  Json pcrs = Json::object();
+  auto pcr_values = attestor->PcrRead(selection);  // kept alive for the loop
+  ASSERT_TRUE(pcr_values.ok());
+  for (const auto& [bank_pcr, value] : *pcr_values) pcrs[std::to_string(bank_pcr.second)] = common::HexEncode(value);
+  auto attested = anonymous->Post("/v1/attest",
+      Json{{"host_id", host}, {"agent_id", kAgent}, {"nonce", nonce}, {"agent_key_public", B64(key->native_public())},
+           {"quote_attest", B64(quote.tpms_attest)}, {"quote_signature", B64(quote.tpmt_signature)},
+           {"pcr_values", pcrs}, {"measurement_log", attestation::SerializeLog({event})}}.dump());
+  ASSERT_EQ(attested->status, 200) << attested->body;
+  ASSERT_EQ(Parse(*attested)["status"], "affirming") << attested->body;
+  std::string ear = Parse(*attested)["ear"];
+
+  // The token endpoint: form body + DPoP header.
+  auto token_request = [&](const common::Signer& proof_key) {
+    http::ClientRequest r;
+    r.method = "POST";
+    r.target = "/oauth/token";
+    r.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace("DPoP", *attestation::CreateDpopProof(proof_key, "POST", "https://127.0.0.1/oauth/token",
+                                                            common::Clock::System().NowUnixSeconds()));
+    r.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type="
+             "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&scope=crm.read&audience=https%3A%2F%2Fcrm.example"
+             "&subject_token=" + ear;
+    return anonymous->Send(r);
+  };
+  auto other = *keys->Generate("other", hsm::KeyPolicy{});
+  auto refused = token_request(*other);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_EQ(Parse(*refused)["error"], "invalid_dpop_proof") << refused->body;
+  auto token = token_request(*key);
+  ASSERT_TRUE(token.ok());
+  ASSERT_EQ(token->status, 200) << token->body;
+  Json t = Parse(*token);
+  EXPECT_EQ(t["token_type"], "DPoP");
+  EXPECT_EQ(t["expires_in"], 300);
+  auto introspected = anonymous->Post("/oauth/introspect", "token=" + t["access_token"].get<std::string>(),
+                                      "application/x-www-form-urlencoded");
+  EXPECT_TRUE(Parse(*introspected)["active"].get<bool>());
+  ASSERT_EQ(anonymous->Post("/oauth/revoke", "token=" + t["access_token"].get<std::string>(),
+                            "application/x-www-form-urlencoded")->status, 200);
+  introspected = anonymous->Post("/oauth/introspect", "token=" + t["access_token"].get<std::string>(),
+                                 "application/x-www-form-urlencoded");
+  EXPECT_FALSE(Parse(*introspected)["active"].get<bool>());
+  // Only an auditor reads the audit log.
+  EXPECT_EQ(alice->Get("/v1/audit")->status, 403);
+}
+
+TEST_F(VerifierHttpsTest, BadInputGetsProblemDetails) {
+  StartService();
+  auto client = Client();
+  auto bad_json = client->Post("/v1/enroll", "{not json");
+  ASSERT_TRUE(bad_json.ok());
+  EXPECT_EQ(bad_json->status, 400);
+  Json problem = Parse(*bad_json);
+  EXPECT_EQ(problem["type"], "urn:agentroot:problem:invalid_input");
+  EXPECT_EQ(problem["status"], 400);
+  auto missing = client->Post("/v1/enroll", R"({"ek_public":"AAAA"})");
+  EXPECT_EQ(missing->status, 400);
+  auto not_b64 = client->Post("/v1/enroll", R"({"ek_certificate":"a=","ek_public":"A","ak_public":"A","host_group":"g"})");
+  EXPECT_EQ(not_b64->status, 400);
+  auto unknown_host = client->Post("/v1/hosts/host-nope/challenges", R"({"purpose":"attest"})");
+  EXPECT_EQ(unknown_host->status, 404);
+  auto bad_grant = client->Post("/oauth/token", "grant_type=password&username=x", "application/x-www-form-urlencoded");
+  EXPECT_EQ(bad_grant->status, 400);
+  EXPECT_EQ(Parse(*bad_grant)["error"], "unsupported_grant_type");
+  auto dup = client->Post("/oauth/token", "grant_type=a&grant_type=b", "application/x-www-form-urlencoded");
+  EXPECT_EQ(Parse(*dup)["error"], "invalid_request");
+  auto no_dpop = client->Post("/oauth/token",
+                              "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type="
+                              "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&subject_token=x",
+                              "application/x-www-form-urlencoded");
+  EXPECT_EQ(Parse(*no_dpop)["error"], "invalid_dpop_proof");
+  // The server is unaffected.
+  EXPECT_EQ(client->Get("/.well-known/jwks.json")->status, 200);
+}
+
+TEST(OpenApiTest, EveryRouteIsDocumentedAndEveryDocumentedRouteExists) {
+  Json doc = Json::parse(attestation::OpenApiDocument());
+  ASSERT_EQ(doc["openapi"], "3.0.3");
+  std::set<std::pair<std::string, std::string>> documented;
+  for (auto path = doc["paths"].begin(); path != doc["paths"].end(); ++path) {
+    for (auto method = path.value().begin(); method != path.value().end(); ++method) {
+      std::string m = method.key();
+      for (char& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      documented.emplace(m, path.key());
+    }
+  }
+  std::set<std::pair<std::string, std::string>> routed;
+  for (const auto& route : attestation::VerifierService::Routes()) routed.insert(route);
+  EXPECT_EQ(documented, routed);
+}
+
+}  // namespace
+}  // namespace agentroot
