@@ -1,0 +1,315 @@
+// agentroot-verifier: the service that decides. See docs/verifier.md.
+//
+// Configuration comes from a TOML file (--config), with command-line flags
+// overriding single settings. Logs are JSON lines on stderr and never carry
+// key material, PINs or whole tokens.
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "agentroot/attestation/verifier_service.h"
+#include "agentroot/hsm/pkcs11/pkcs11_key_manager.h"
+#include "agentroot/hsm/software/software_key_manager.h"
+#include "agentroot/http/server.h"
+
+namespace {
+
+using agentroot::common::Json;
+using agentroot::common::Result;
+using agentroot::common::Status;
+
+void Log(std::string_view level, std::string_view message, const Json& fields = Json::object()) {
+  Json line = fields;
+  line["ts"] = agentroot::common::Clock::System().NowUnixSeconds();
+  line["level"] = level;
+  line["msg"] = message;
+  std::cerr << line.dump() << std::endl;
+}
+
+Result<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) return agentroot::common::NotFoundError(std::string(what) + ": cannot read " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+struct Settings {
+  std::string config_path;
+  std::string listen = "127.0.0.1:8443";
+  std::string tls_certificate, tls_private_key, operator_ca;
+  bool inline_handlers = true;
+  int threads = 0;
+  std::string issuer, trust_domain, manufacturer_roots, store_uri;
+  std::vector<std::string> auto_approve_groups;
+  uint32_t measurement_pcr = 15;
+  std::string key_backend = "pkcs11", key_module = "/usr/lib/softhsm/libsofthsm2.so", key_token = "agentroot",
+              key_pin_env = "AGENTROOT_ISSUER_PIN", key_id = "issuer-1", key_dir;
+  bool dev = false;
+  std::map<std::string, std::map<uint32_t, agentroot::common::Bytes>> pcr_references;
+  struct Operator {
+    std::string id, fingerprint;
+    std::vector<std::string> roles;
+  };
+  std::vector<Operator> bootstrap_operators;
+};
+
+Status LoadToml(Settings& s) {
+  toml::table t;
+  try {
+    t = toml::parse_file(s.config_path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << e.source().begin;
+    return agentroot::common::InvalidArgumentError("config " + s.config_path + ": " + std::string(e.description()) +
+                                                   " at " + where.str());
+  }
+  s.listen = t["server"]["listen"].value_or(s.listen);
+  s.tls_certificate = t["server"]["tls_certificate"].value_or(s.tls_certificate);
+  s.tls_private_key = t["server"]["tls_private_key"].value_or(s.tls_private_key);
+  s.operator_ca = t["server"]["operator_ca"].value_or(s.operator_ca);
+  s.inline_handlers = t["server"]["inline_handlers"].value_or(s.inline_handlers);
+  s.threads = t["server"]["threads"].value_or(s.threads);
+  s.issuer = t["verifier"]["issuer"].value_or(s.issuer);
+  s.trust_domain = t["verifier"]["trust_domain"].value_or(s.trust_domain);
+  s.manufacturer_roots = t["verifier"]["manufacturer_roots"].value_or(s.manufacturer_roots);
+  s.measurement_pcr = t["verifier"]["measurement_pcr"].value_or(s.measurement_pcr);
+  if (auto* groups = t["verifier"]["auto_approve_groups"].as_array()) {
+    for (auto& g : *groups) s.auto_approve_groups.push_back(g.value_or(std::string()));
+  }
+  s.store_uri = t["store"]["uri"].value_or(s.store_uri);
+  s.key_backend = t["issuer_key"]["backend"].value_or(s.key_backend);
+  s.key_module = t["issuer_key"]["module"].value_or(s.key_module);
+  s.key_token = t["issuer_key"]["token"].value_or(s.key_token);
+  s.key_pin_env = t["issuer_key"]["pin_env"].value_or(s.key_pin_env);
+  s.key_id = t["issuer_key"]["key_id"].value_or(s.key_id);
+  s.key_dir = t["issuer_key"]["dir"].value_or(s.key_dir);
+  if (auto* refs = t["pcr_references"].as_table()) {
+    for (auto& [group, pcrs] : *refs) {
+      auto* table = pcrs.as_table();
+      if (table == nullptr) return agentroot::common::InvalidArgumentError("pcr_references." + std::string(group.str()) + " must be a table");
+      for (auto& [index, value] : *table) {
+        auto bytes = agentroot::common::HexDecode(value.value_or(std::string()));
+        if (!bytes.ok() || bytes->size() != 32) {
+          return agentroot::common::InvalidArgumentError("pcr_references: values are 64 hex digits");
+        }
+        s.pcr_references[std::string(group.str())][static_cast<uint32_t>(std::stoul(std::string(index.str())))] = *bytes;
+      }
+    }
+  }
+  if (auto* ops = t["bootstrap_operators"].as_array()) {
+    for (auto& entry : *ops) {
+      auto* op = entry.as_table();
+      if (op == nullptr) return agentroot::common::InvalidArgumentError("bootstrap_operators entries are tables");
+      Settings::Operator o{(*op)["id"].value_or(std::string()), (*op)["certificate_sha256"].value_or(std::string()), {}};
+      if (auto* roles = (*op)["roles"].as_array()) {
+        for (auto& r : *roles) o.roles.push_back(r.value_or(std::string()));
+      }
+      s.bootstrap_operators.push_back(std::move(o));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<agentroot::hsm::Key>> OpenIssuerKey(const Settings& s) {
+  std::unique_ptr<agentroot::hsm::KeyManager> manager;
+  if (s.key_backend == "pkcs11") {
+    const char* pin = std::getenv(s.key_pin_env.c_str());
+    if (pin == nullptr || *pin == '\0') {
+      return agentroot::common::FailedPreconditionError("issuer key: set the PIN in $" + s.key_pin_env);
+    }
+    agentroot::hsm::Pkcs11Config config;
+    config.module_path = s.key_module;
+    config.token_label = s.key_token;
+    config.pin = agentroot::common::SecretBytes(agentroot::common::AsBytes(pin));
+    AR_ASSIGN_OR_RETURN(auto pkcs11, agentroot::hsm::Pkcs11KeyManager::Create(std::move(config)));
+    manager = std::move(pkcs11);
+  } else if (s.key_backend == "file") {
+    if (!s.dev) {
+      return agentroot::common::FailedPreconditionError(
+          "issuer key: the file backend keeps the key unprotected on disk; it is allowed only with --dev");
+    }
+    if (s.key_dir.empty()) return agentroot::common::InvalidArgumentError("issuer key: issuer_key.dir is required");
+    AR_ASSIGN_OR_RETURN(auto software, agentroot::hsm::SoftwareKeyManager::Create(
+                                           s.key_dir, agentroot::hsm::InsecureKeys::kAcceptedForTesting));
+    manager = std::move(software);
+  } else {
+    return agentroot::common::InvalidArgumentError("issuer key: backend must be pkcs11 or file");
+  }
+  auto key = manager->Get(s.key_id);
+  if (key.status().code() == agentroot::common::StatusCode::kNotFound) {
+    Log("info", "generating the issuer key", {{"backend", s.key_backend}, {"key_id", s.key_id}});
+    key = manager->Generate(s.key_id, agentroot::hsm::KeyPolicy{});
+  }
+  if (!key.ok()) return key.status();
+  // The key outlives the manager (backends keep what a Key needs alive).
+  return std::move(key).value();
+}
+
+// An hsm::Key whose JWK carries the configured kid.
+class KidSigner final : public agentroot::common::Signer {
+ public:
+  KidSigner(std::shared_ptr<agentroot::hsm::Key> key, agentroot::common::Jwk jwk)
+      : key_(std::move(key)), jwk_(std::move(jwk)) {}
+  agentroot::common::JwsAlgorithm algorithm() const override { return key_->algorithm(); }
+  const agentroot::common::Jwk& public_jwk() const override { return jwk_; }
+  Result<agentroot::common::Bytes> SignDigest(agentroot::common::ByteView digest) const override {
+    return key_->SignDigest(digest);
+  }
+
+ private:
+  std::shared_ptr<agentroot::hsm::Key> key_;
+  agentroot::common::Jwk jwk_;
+};
+
+// `flags` holds the command line; `given` names the flags actually used.
+// The file is read first, then every given flag overrides its setting.
+Status Run(const Settings& flags, const std::set<std::string>& given) {
+  Settings s;
+  s.config_path = flags.config_path;
+  if (!s.config_path.empty()) AR_RETURN_IF_ERROR(LoadToml(s));
+  auto take = [&](const char* name, std::string Settings::*field) {
+    if (given.count(name) != 0) s.*field = flags.*field;
+  };
+  take("--listen", &Settings::listen);
+  take("--tls-certificate", &Settings::tls_certificate);
+  take("--tls-private-key", &Settings::tls_private_key);
+  take("--operator-ca", &Settings::operator_ca);
+  take("--issuer", &Settings::issuer);
+  take("--trust-domain", &Settings::trust_domain);
+  take("--manufacturer-roots", &Settings::manufacturer_roots);
+  take("--store", &Settings::store_uri);
+  s.dev = flags.dev;
+  for (auto [value, name] : {std::pair{&s.issuer, "verifier.issuer"}, std::pair{&s.trust_domain, "verifier.trust_domain"},
+                             std::pair{&s.manufacturer_roots, "verifier.manufacturer_roots"}, std::pair{&s.store_uri, "store.uri"},
+                             std::pair{&s.tls_certificate, "server.tls_certificate"},
+                             std::pair{&s.tls_private_key, "server.tls_private_key"}}) {
+    if (value->empty()) return agentroot::common::InvalidArgumentError(std::string(name) + " is required (config or flag)");
+  }
+  std::size_t colon = s.listen.rfind(':');
+  if (colon == std::string::npos) return agentroot::common::InvalidArgumentError("listen must be ADDRESS:PORT");
+  std::string address = s.listen.substr(0, colon);
+  if (!address.empty() && address.front() == '[') address = address.substr(1, address.size() - 2);
+  int port = std::atoi(s.listen.c_str() + colon + 1);
+  if (port < 0 || port > 65535) return agentroot::common::InvalidArgumentError("listen: bad port");
+
+  agentroot::http::BlockShutdownSignals();
+  AR_ASSIGN_OR_RETURN(std::string roots, ReadFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
+  AR_ASSIGN_OR_RETURN(std::string cert, ReadFile(s.tls_certificate, "server.tls_certificate"));
+  AR_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(s.tls_private_key, "server.tls_private_key"));
+  std::string operator_ca;
+  if (!s.operator_ca.empty()) {
+    AR_ASSIGN_OR_RETURN(operator_ca, ReadFile(s.operator_ca, "server.operator_ca"));
+  }
+
+  AR_ASSIGN_OR_RETURN(auto store, agentroot::attestation::store::Store::Open(s.store_uri, agentroot::common::Clock::System()));
+  std::shared_ptr<agentroot::attestation::store::Store> shared_store(std::move(store));
+  for (const auto& op : s.bootstrap_operators) {
+    if (shared_store->GetOperator(op.id).ok()) continue;
+    agentroot::attestation::store::Operator record;
+    record.id = op.id;
+    record.display_name = op.id;
+    record.client_cert_fingerprint = op.fingerprint;
+    for (const auto& r : op.roles) {
+      AR_ASSIGN_OR_RETURN(auto role, agentroot::attestation::store::ParseRole(r));
+      record.roles.push_back(role);
+    }
+    agentroot::attestation::store::AuditRecord audit;
+    audit.actor = "bootstrap";
+    audit.action = "operator.create";
+    audit.subject = op.id;
+    AR_RETURN_IF_ERROR(shared_store->CreateOperator(record, &audit));
+    Log("info", "bootstrap operator created", {{"operator", op.id}});
+  }
+
+  AR_ASSIGN_OR_RETURN(auto issuer_key, OpenIssuerKey(s));
+  AR_ASSIGN_OR_RETURN(auto jwk, agentroot::common::Jwk::FromJson([&] {
+    Json j = issuer_key->public_jwk().ToJson();
+    j["kid"] = s.key_id;
+    return j;
+  }()));
+  auto signer = std::make_shared<KidSigner>(issuer_key, jwk);
+
+  agentroot::attestation::VerifierConfig config;
+  config.issuer = s.issuer;
+  config.token_endpoint = s.issuer + "/oauth/token";
+  config.trust_domain = s.trust_domain;
+  config.manufacturer_roots_pem = roots;
+  config.auto_approve_groups = s.auto_approve_groups;
+  config.pcr_references = s.pcr_references;
+  config.measurement_pcr = s.measurement_pcr;
+  AR_ASSIGN_OR_RETURN(auto core, agentroot::attestation::VerifierCore::Create(config, shared_store, signer, {},
+                                                                             agentroot::common::Clock::System()));
+  std::shared_ptr<agentroot::attestation::VerifierCore> shared_core(std::move(core));
+
+  agentroot::http::ServerOptions options;
+  agentroot::http::TcpListenOptions tcp;
+  tcp.address = address;
+  tcp.port = static_cast<uint16_t>(port);
+  tcp.tls.certificate_chain_pem = cert;
+  tcp.tls.private_key_pem = agentroot::common::SecretBytes(agentroot::common::AsBytes(key_pem));
+  agentroot::common::SecureWipe(key_pem.data(), key_pem.size());
+  if (!operator_ca.empty()) {
+    tcp.tls.client_auth = agentroot::http::ClientAuth::kOptional;
+    tcp.tls.client_ca_pem = operator_ca;
+  }
+  options.tcp = std::move(tcp);
+  options.inline_handlers = s.inline_handlers;
+  options.io_threads = s.threads;
+  options.worker_threads = s.threads;
+  AR_ASSIGN_OR_RETURN(auto server, agentroot::http::HttpServer::Create(std::move(options)));
+  agentroot::attestation::VerifierService service(shared_core);
+  AR_RETURN_IF_ERROR(service.Register(*server));
+  AR_RETURN_IF_ERROR(server->Start());
+  Log("info", "listening", {{"address", address}, {"port", server->port()}, {"issuer", s.issuer},
+                            {"store", shared_store->backend()}, {"issuer_key", s.key_backend}});
+  int sig = agentroot::http::WaitForShutdownSignal();
+  Log("info", "shutting down", {{"signal", sig}});
+  server->Stop(std::chrono::seconds(10));
+  return Status::Ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // tss2-mu logs every structure it rejects; untrusted input must not steer
+  // the log volume.
+  setenv("TSS2_LOG", "all+NONE", 1);
+  CLI::App app{
+      "agentroot-verifier: enrolls TPM hosts, appraises agent evidence and issues short-lived, DPoP-bound tokens.\n"
+      "Configure with a TOML file (see config/verifier.example.toml); flags override single settings.\n"
+      "Example: AGENTROOT_ISSUER_PIN=... agentroot-verifier --config /etc/agentroot/verifier.toml"};
+  Settings s;
+  app.add_option("-c,--config", s.config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--listen", s.listen, "ADDRESS:PORT to serve HTTPS on (default 127.0.0.1:8443)");
+  app.add_option("--tls-certificate", s.tls_certificate, "Server certificate chain (PEM)");
+  app.add_option("--tls-private-key", s.tls_private_key, "Server private key (PEM)");
+  app.add_option("--operator-ca", s.operator_ca, "CA that issues operator client certificates (PEM)");
+  app.add_option("--issuer", s.issuer, "Issuer URL, e.g. https://verifier.example:8443");
+  app.add_option("--trust-domain", s.trust_domain, "SPIFFE trust domain of agent ids");
+  app.add_option("--manufacturer-roots", s.manufacturer_roots, "Trusted TPM manufacturer CA certificates (PEM)");
+  app.add_option("--store", s.store_uri, "sqlite:/path/file.db or postgresql://...");
+  app.add_flag("--dev", s.dev, "Development mode: allows the unprotected file issuer key");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  std::set<std::string> given;
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->count() > 0) given.insert(option->get_name());
+  }
+  Status status = Run(s, given);
+  if (!status.ok()) {
+    std::fprintf(stderr, "agentroot-verifier: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
