@@ -3,6 +3,7 @@
 #include <cctype>
 #include <set>
 
+#include "agentroot/attestation/token_policy.h"
 #include "agentroot/common/jwt.h"
 
 namespace agentroot::attestation {
@@ -26,18 +27,6 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
     }
   }
   return true;
-}
-
-std::vector<std::string> SplitScopes(std::string_view scope) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos < scope.size()) {
-    std::size_t space = scope.find(' ', pos);
-    if (space == std::string_view::npos) space = scope.size();
-    if (space > pos) out.emplace_back(scope.substr(pos, space - pos));
-    pos = space + 1;
-  }
-  return out;
 }
 
 }  // namespace
@@ -205,7 +194,7 @@ Result<AuthorizedRequest> AccessTokenValidator::Validate(std::string_view author
 
   std::vector<std::string> scopes;
   if (auto scope = claims.find("scope"); scope != claims.end() && scope->is_string()) {
-    scopes = SplitScopes(scope->get<std::string>());
+    scopes = ParseScope(scope->get<std::string>());
   }
   AuthorizedRequest out{claims,          claims["sub"].get<std::string>(), claims["client_id"].get<std::string>(),
                         jti,             jkt,                              std::move(scopes),

@@ -16,6 +16,27 @@ void Add(Decision& d, std::string_view reason) {
 
 }  // namespace
 
+std::vector<std::string> ParseScope(std::string_view scope) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < scope.size()) {
+    std::size_t end = scope.find(' ', pos);
+    if (end == std::string_view::npos) end = scope.size();
+    if (end > pos) out.emplace_back(scope.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string FormatScope(const std::vector<std::string>& scopes) {
+  std::string out;
+  for (const std::string& s : scopes) {
+    if (!out.empty()) out += ' ';
+    out += s;
+  }
+  return out;
+}
+
 Decision DecideToken(const std::optional<HostView>& host, const std::optional<AgentView>& agent,
                      const std::optional<ManifestView>& manifest, const std::optional<KeyBindingView>& key,
                      const AttestationResult& ear, const TokenRequestView& request,

@@ -42,27 +42,6 @@ AuditRecord Audit(std::string actor, std::string action, std::string subject, Au
   return r;
 }
 
-std::vector<std::string> SplitSpaces(std::string_view s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos < s.size()) {
-    std::size_t end = s.find(' ', pos);
-    if (end == std::string_view::npos) end = s.size();
-    if (end > pos) out.emplace_back(s.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  return out;
-}
-
-std::string JoinSpaces(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += ' ';
-    out += s;
-  }
-  return out;
-}
-
 // A ReplayCache over the store: proof jtis are shared by every replica and
 // survive restarts (THREATS.md #8).
 class StoreReplayCache final : public ReplayCache {
@@ -466,7 +445,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   }
   std::optional<KeyBindingView> key;
   if (auto k = store_->GetAgentKey(ear->jkt); k.ok()) key = KeyBindingView{k->agent_id, k->host_id, k->thumbprint};
-  TokenRequestView view{SplitSpaces(request.scope), request.audience, request.requested_ttl, proof->jkt};
+  TokenRequestView view{ParseScope(request.scope), request.audience, request.requested_ttl, proof->jkt};
   Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now,
                                   RateLimited(ear->agent_id, now));
   if (!decision.allow) {
@@ -479,11 +458,11 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
       if (reason == reason::kAudienceNotAllowed) error = oauth_error::kInvalidTarget;
       if (reason == reason::kProofKeyMismatch) error = oauth_error::kInvalidDpopProof;
     }
-    return OAuthError(StatusCode::kPermissionDenied, error, JoinSpaces(decision.reasons));
+    return OAuthError(StatusCode::kPermissionDenied, error, FormatScope(decision.reasons));
   }
   AR_ASSIGN_OR_RETURN(std::string jti, common::RandomToken(16));
   Json claims = {{"iss", config_.issuer}, {"sub", ear->agent_id}, {"client_id", ear->agent_id},
-                 {"aud", request.audience}, {"scope", JoinSpaces(decision.scopes)}, {"jti", jti},
+                 {"aud", request.audience}, {"scope", FormatScope(decision.scopes)}, {"jti", jti},
                  {"iat", now}, {"exp", now + decision.ttl}, {"cnf", {{"jkt", proof->jkt}}},
                  {"agentroot.host", ear->host_id}};
   AR_ASSIGN_OR_RETURN(std::string token, common::SignJwt(claims, *issuer_key_, "at+jwt"));
@@ -493,7 +472,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   record.agent_id = ear->agent_id;
   record.host_id = ear->host_id;
   record.cnf_jkt = proof->jkt;
-  record.scope = JoinSpaces(decision.scopes);
+  record.scope = FormatScope(decision.scopes);
   record.audience = request.audience;
   record.issued_at = now;
   record.expires_at = now + decision.ttl;

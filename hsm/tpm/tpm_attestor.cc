@@ -219,26 +219,10 @@ Result<AttestationKeyInfo> TpmAttestor::CreateAk(std::string_view id, AkAlgorith
   }
   AR_ASSIGN_OR_RETURN(
       KeyFile file, device_->impl().Run<KeyFile>([&](Op& op) -> Result<KeyFile> {
-        AR_ASSIGN_OR_RETURN(ESYS_TR srk, op.Srk());
         TPM2B_PUBLIC in_public = AkTemplate(algorithm == AkAlgorithm::kRsa2048);
-        TPM2B_SENSITIVE_CREATE in_sensitive{};
-        TPM2B_DATA outside{};
-        TPML_PCR_SELECTION creation_pcr{};
-        TPM2B_PRIVATE* out_private = nullptr;
-        TPM2B_PUBLIC* out_public = nullptr;
-        TPM2B_CREATION_DATA* creation_data = nullptr;
-        TPM2B_DIGEST* creation_hash = nullptr;
-        TPMT_TK_CREATION* ticket = nullptr;
-        TSS2_RC rc = Esys_Create(op.esys(), srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                 &in_sensitive, &in_public, &outside, &creation_pcr,
-                                 &out_private, &out_public, &creation_data, &creation_hash,
-                                 &ticket);
-        EsysPtr<TPM2B_PRIVATE> priv(out_private);
-        EsysPtr<TPM2B_PUBLIC> pub(out_public);
-        Esys_Free(creation_data);
-        Esys_Free(creation_hash);
-        Esys_Free(ticket);
-        if (rc != TSS2_RC_SUCCESS) return op.Fail(rc, "TPM2_Create of AK '" + std::string(id) + "'");
+        AR_ASSIGN_OR_RETURN(auto created, op.CreateUnderSrk(in_public, "AK '" + std::string(id) + "'"));
+        EsysPtr<TPM2B_PRIVATE>& priv = created.private_part;
+        EsysPtr<TPM2B_PUBLIC>& pub = created.public_part;
         KeyFile f;
         f.kind = BlobKind::kAttestationKey;
         f.algorithm = AkCode(algorithm);

@@ -55,6 +55,28 @@ Status TpmDevice::Impl::Op::Fail(TSS2_RC rc, std::string_view what) {
   return TssError(rc, what);
 }
 
+Result<TpmDevice::Impl::Op::Created> TpmDevice::Impl::Op::CreateUnderSrk(const TPM2B_PUBLIC& in_public,
+                                                                        std::string_view what) {
+  AR_ASSIGN_OR_RETURN(ESYS_TR srk, Srk());
+  TPM2B_SENSITIVE_CREATE in_sensitive{};
+  TPM2B_DATA outside{};
+  TPML_PCR_SELECTION creation_pcr{};
+  TPM2B_PRIVATE* out_private = nullptr;
+  TPM2B_PUBLIC* out_public = nullptr;
+  TPM2B_CREATION_DATA* creation_data = nullptr;
+  TPM2B_DIGEST* creation_hash = nullptr;
+  TPMT_TK_CREATION* ticket = nullptr;
+  TSS2_RC rc = Esys_Create(esys(), srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_sensitive, &in_public,
+                           &outside, &creation_pcr, &out_private, &out_public, &creation_data, &creation_hash,
+                           &ticket);
+  Created created{EsysPtr<TPM2B_PRIVATE>(out_private), EsysPtr<TPM2B_PUBLIC>(out_public)};
+  Esys_Free(creation_data);
+  Esys_Free(creation_hash);
+  Esys_Free(ticket);
+  if (rc != TSS2_RC_SUCCESS) return Fail(rc, "TPM2_Create of " + std::string(what));
+  return created;
+}
+
 Result<ESYS_TR> TpmDevice::Impl::Op::Srk() {
   if (impl_->op_srk_ != ESYS_TR_NONE) return impl_->op_srk_;
   AR_RETURN_IF_ERROR(MakeRoom(1));

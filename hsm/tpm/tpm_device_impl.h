@@ -87,6 +87,14 @@ class TpmDevice::Impl {
     // The SRK, loaded for this operation (from its saved context, or
     // created); flushed when the operation ends or a slot is needed.
     common::Result<ESYS_TR> Srk();
+    // TPM2_Create of `in_public` under the SRK (empty sensitive data, so the
+    // TPM generates every secret): the new object's private and public
+    // parts. `what` names it in errors.
+    struct Created {
+      EsysPtr<TPM2B_PRIVATE> private_part;
+      EsysPtr<TPM2B_PUBLIC> public_part;
+    };
+    common::Result<Created> CreateUnderSrk(const TPM2B_PUBLIC& in_public, std::string_view what);
     // Loads `blob` (from the LRU of saved contexts, or TPM2_Load under the
     // SRK).
     common::Result<ObjectRef> Load(const KeyBlob& blob);

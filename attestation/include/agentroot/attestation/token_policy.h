@@ -95,6 +95,10 @@ struct Decision {
   std::vector<std::string> jit_scopes;  // granted through JIT grants
 };
 
+// OAuth scope strings (RFC 6749 §3.3): space-separated tokens.
+std::vector<std::string> ParseScope(std::string_view scope);
+std::string FormatScope(const std::vector<std::string>& scopes);
+
 // `host`, `agent`, `manifest`, `key` are nullopt when unknown. `ear` is an
 // already signature-verified attestation result. `now` is Unix seconds.
 // `rate_limited` is the caller's rate limiter verdict.
