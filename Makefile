@@ -12,6 +12,11 @@ FUZZ_BUILD_DIR ?= build-fuzz
 CTEST_JOBS     ?= 2
 CMAKE_FLAGS    ?=
 
+# Let ccache hit across checkouts (CI clones into a fresh folder): paths under
+# this tree are hashed relative to it, and the working directory is not hashed.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
+
 .PHONY: all deps configure build configure-asan build-asan configure-fuzz test test-fast test-asan test-fuzz demo bench clean
 
 all: build
