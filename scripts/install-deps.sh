@@ -21,6 +21,7 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # real peers and services used by the tests and the demo
   tpm2-tools swtpm swtpm-tools
+  tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon dbus-bin
   postgresql
   softhsm2 opensc
 )
