@@ -244,8 +244,11 @@ TEST_F(VerifierHttpsTest, FullFlowOverHttps) {
   introspected = anonymous->Post("/oauth/introspect", "token=" + t["access_token"].get<std::string>(),
                                  "application/x-www-form-urlencoded");
   EXPECT_FALSE(Parse(*introspected)["active"].get<bool>());
-  // Only an auditor reads the audit log.
+  // Only an auditor reads the audit log, and the refusal is itself audited.
   EXPECT_EQ(alice->Get("/v1/audit")->status, 403);
+  auto exported = store_->ExportAudit(0, INT64_MAX);
+  ASSERT_TRUE(exported.ok());
+  EXPECT_NE(exported->jsonl.find("\"audit.export\""), std::string::npos);
 }
 
 TEST_F(VerifierHttpsTest, BadInputGetsProblemDetails) {
