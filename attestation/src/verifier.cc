@@ -604,4 +604,43 @@ Status VerifierCore::ReviewManifest(std::string_view operator_id, std::string_vi
                                 operator_id, comment, &audit);
 }
 
+Result<int64_t> VerifierCore::RevokeByOperator(std::string_view operator_id, std::string_view jti,
+                                               std::string_view agent_id, std::string_view host_id) {
+  const int given = !jti.empty() + !agent_id.empty() + !host_id.empty();
+  if (given != 1) {
+    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "name exactly one of jti, agent_id, host_id");
+  }
+  auto op = store_->GetOperator(operator_id);
+  if (!op.ok() || op->status != store::OperatorStatus::kActive) {
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "unknown or disabled operator");
+  }
+  const bool infra = std::find(op->roles.begin(), op->roles.end(), store::Role::kInfra) != op->roles.end();
+  // Whose tokens: an owner may revoke those of the agents they own.
+  std::string owning_agent(agent_id);
+  if (!jti.empty()) {
+    auto token = store_->GetToken(jti);
+    if (!token.ok()) return Problem(StatusCode::kNotFound, problem::kInvalidInput, "no such token");
+    owning_agent = token->agent_id;
+  }
+  bool owner = false;
+  if (!owning_agent.empty()) {
+    auto agent = store_->GetAgent(owning_agent);
+    owner = agent.ok() && std::find(agent->owners.begin(), agent->owners.end(), operator_id) != agent->owners.end();
+  }
+  const std::string subject = !jti.empty() ? std::string(jti) : !agent_id.empty() ? std::string(agent_id) : std::string(host_id);
+  const char* action = !jti.empty() ? "token.revoke" : !agent_id.empty() ? "agent.revoke_tokens" : "host.revoke_tokens";
+  if (!infra && !(owner && host_id.empty())) {
+    AuditBestEffort(Audit(std::string(operator_id), action, subject, AuditDecision::kDeny, {"role"}));
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden,
+                   "revocation needs the infra role, or ownership of the agent");
+  }
+  AuditRecord audit = Audit(std::string(operator_id), action, subject, AuditDecision::kAllow);
+  if (!jti.empty()) {
+    AR_RETURN_IF_ERROR(store_->RevokeToken(jti, &audit));
+    return int64_t{1};
+  }
+  if (!agent_id.empty()) return store_->RevokeAgentTokens(agent_id, &audit);
+  return store_->RevokeHostTokens(host_id, &audit);
+}
+
 }  // namespace agentroot::attestation

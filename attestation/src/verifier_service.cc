@@ -154,6 +154,7 @@ std::vector<std::pair<std::string, std::string>> VerifierService::Routes() {
           {"POST", "/v1/agents/{name}/manifests"},
           {"POST", "/v1/agents/{name}/manifests/{version}/review"},
           {"GET", "/v1/audit"},
+          {"POST", "/v1/revocations"},
           {"POST", "/oauth/token"},
           {"POST", "/oauth/introspect"},
           {"POST", "/oauth/revoke"}};
@@ -299,6 +300,18 @@ Status VerifierService::Register(http::HttpServer& server) {
     AR_RETURN_IF_ERROR(core.ReviewManifest(op, agent_id(req.PathParam("name")), std::stoll(std::string(version_text)),
                                            approve->get<bool>(), body.value("comment", "")));
     return Json{{"status", approve->get<bool>() ? "approved" : "rejected"}};
+  })));
+  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/revocations", Wrap([&core](const Request& req) -> common::Result<Json> {
+    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
+    AR_ASSIGN_OR_RETURN(Json body, Body(req));
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (!it.value().is_string() || (it.key() != "jti" && it.key() != "agent_id" && it.key() != "host_id")) {
+        return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, "body: one of jti, agent_id, host_id (strings)");
+      }
+    }
+    AR_ASSIGN_OR_RETURN(int64_t revoked, core.RevokeByOperator(op, body.value("jti", ""), body.value("agent_id", ""),
+                                                               body.value("host_id", "")));
+    return Json{{"revoked", revoked}};
   })));
   AR_RETURN_IF_ERROR(server.Handle("GET", "/v1/audit", [&core](const Request& req) -> Response {
     auto op = OperatorOf(core, req);

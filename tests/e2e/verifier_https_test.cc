@@ -244,6 +244,18 @@ TEST_F(VerifierHttpsTest, FullFlowOverHttps) {
   introspected = anonymous->Post("/oauth/introspect", "token=" + t["access_token"].get<std::string>(),
                                  "application/x-www-form-urlencoded");
   EXPECT_FALSE(Parse(*introspected)["active"].get<bool>());
+  // Operator revocation: a reviewer may not; the owner revokes her agent's tokens.
+  auto second = token_request(*key);
+  ASSERT_EQ(second->status, 200) << second->body;
+  std::string second_token = Parse(*second)["access_token"];
+  EXPECT_EQ(bob->Post("/v1/revocations", Json{{"agent_id", kAgent}}.dump())->status, 403);
+  EXPECT_EQ(alice->Post("/v1/revocations", R"({"jti":"a","host_id":"b"})")->status, 400);
+  auto revoked = alice->Post("/v1/revocations", Json{{"agent_id", kAgent}}.dump());
+  ASSERT_EQ(revoked->status, 200) << revoked->body;
+  EXPECT_GE(Parse(*revoked)["revoked"].get<int>(), 1);
+  EXPECT_FALSE(Parse(*anonymous->Post("/oauth/introspect", "token=" + second_token,
+                                      "application/x-www-form-urlencoded"))["active"].get<bool>());
+
   // Only an auditor reads the audit log, and the refusal is itself audited.
   EXPECT_EQ(alice->Get("/v1/audit")->status, 403);
   auto exported = store_->ExportAudit(0, INT64_MAX);

@@ -179,6 +179,13 @@ class VerifierCore {
   common::Status ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
                                 bool approve, std::string_view comment);
 
+  // Operator revocation, effective at once (introspection, resource servers
+  // with the revocation hook). Exactly one of `jti`, `agent_id`, `host_id`.
+  // Infra may revoke anything; an owner the tokens of their own agents.
+  // Returns how many tokens were revoked.
+  common::Result<int64_t> RevokeByOperator(std::string_view operator_id, std::string_view jti,
+                                           std::string_view agent_id, std::string_view host_id);
+
   // The keys tokens verify against (current + previous).
   const std::vector<common::VerificationKey>& verification_keys() const { return keys_; }
 
