@@ -404,7 +404,28 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   req.method = "POST";
   req.url = config_.token_endpoint;
   req.clock = &clock_;
+  if (config_.require_dpop_nonce) {
+    // The nonce the proof claims; verified with the proof's signature below,
+    // consumed only after that, so a forged proof cannot burn a nonce.
+    std::optional<std::string> claimed;
+    std::size_t first = request.dpop_proof.find('.');
+    std::size_t second = first == std::string::npos ? first : request.dpop_proof.find('.', first + 1);
+    if (second != std::string::npos) {
+      auto payload = common::Base64UrlDecode(std::string_view(request.dpop_proof).substr(first + 1, second - first - 1));
+      auto claims = payload.ok() ? common::ParseJsonStrict(common::ToString(*payload)) : common::Result<Json>(payload.status());
+      if (claims.ok() && claims->is_object() && claims->contains("nonce") && (*claims)["nonce"].is_string()) {
+        claimed = (*claims)["nonce"].get<std::string>();
+      }
+    }
+    if (!claimed) {
+      return OAuthError(StatusCode::kUnauthenticated, oauth_error::kUseDpopNonce, "a server nonce is required");
+    }
+    req.nonce = *claimed;
+  }
   auto proof = VerifyDpopProof(request.dpop_proof, req, &replay);
+  if (proof.ok() && config_.require_dpop_nonce && !store_->ConsumeNonce(*req.nonce, "dpop", now).ok()) {
+    return OAuthError(StatusCode::kUnauthenticated, oauth_error::kUseDpopNonce, "the nonce is unknown, used or expired");
+  }
   if (!proof.ok()) {
     AuditBestEffort(Audit("unknown", "token.issue", "unknown", AuditDecision::kDeny,
                           {std::string(oauth_error::kInvalidDpopProof)}, {{"detail", proof.status().message()}}));
@@ -484,6 +505,16 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   AR_ASSIGN_OR_RETURN(store::IssueTokenResult issued, store_->IssueToken(record, audit));
   if (!issued.created) return common::AbortedError("token request already answered");
   return IssuedToken{std::move(token), jti, decision.ttl, record.scope};
+}
+
+Result<std::string> VerifierCore::IssueDpopNonce() {
+  AR_ASSIGN_OR_RETURN(std::string value, common::RandomToken(24));
+  store::Nonce nonce;
+  nonce.value = value;
+  nonce.purpose = "dpop";
+  nonce.expires_at = clock_.NowUnixSeconds() + config_.dpop_nonce_ttl_seconds;
+  AR_RETURN_IF_ERROR(store_->CreateNonce(nonce));
+  return value;
 }
 
 Json VerifierCore::Introspect(std::string_view token) {

@@ -50,6 +50,7 @@ struct Settings {
   std::string issuer, trust_domain, manufacturer_roots, store_uri;
   std::vector<std::string> auto_approve_groups;
   uint32_t measurement_pcr = 15;
+  bool require_dpop_nonce = false;
   std::string key_backend = "pkcs11", key_module = "/usr/lib/softhsm/libsofthsm2.so", key_token = "agentroot",
               key_pin_env = "AGENTROOT_ISSUER_PIN", key_id = "issuer-1", key_dir;
   bool dev = false;
@@ -81,6 +82,7 @@ Status LoadToml(Settings& s) {
   s.trust_domain = t["verifier"]["trust_domain"].value_or(s.trust_domain);
   s.manufacturer_roots = t["verifier"]["manufacturer_roots"].value_or(s.manufacturer_roots);
   s.measurement_pcr = t["verifier"]["measurement_pcr"].value_or(s.measurement_pcr);
+  s.require_dpop_nonce = t["verifier"]["require_dpop_nonce"].value_or(s.require_dpop_nonce);
   if (auto* groups = t["verifier"]["auto_approve_groups"].as_array()) {
     for (auto& g : *groups) s.auto_approve_groups.push_back(g.value_or(std::string()));
   }
@@ -245,6 +247,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   config.auto_approve_groups = s.auto_approve_groups;
   config.pcr_references = s.pcr_references;
   config.measurement_pcr = s.measurement_pcr;
+  config.require_dpop_nonce = s.require_dpop_nonce;
   AR_ASSIGN_OR_RETURN(auto core, agentroot::attestation::VerifierCore::Create(config, shared_store, signer, {},
                                                                              agentroot::common::Clock::System()));
   std::shared_ptr<agentroot::attestation::VerifierCore> shared_core(std::move(core));

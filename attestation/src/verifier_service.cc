@@ -368,11 +368,23 @@ Status VerifierService::Register(http::HttpServer& server) {
       exchange.requested_ttl = std::stoll(ttl);
     }
     auto issued = core.Token(exchange);
-    if (!issued.ok()) return OAuthErrorResponse(issued.status());
+    if (!issued.ok()) {
+      Response r = OAuthErrorResponse(issued.status());
+      if (OAuthErrorOf(issued.status()) == oauth_error::kUseDpopNonce) {
+        auto nonce = core.IssueDpopNonce();
+        if (!nonce.ok()) return OAuthErrorResponse(nonce.status());
+        r.headers.emplace("DPoP-Nonce", *nonce);
+      }
+      return r;
+    }
     Response r = http::JsonResponse(200, Json{{"access_token", issued->access_token}, {"token_type", "DPoP"},
                                               {"expires_in", issued->expires_in}, {"scope", issued->scope},
                                               {"issued_token_type", "urn:ietf:params:oauth:token-type:access_token"}});
     r.headers.emplace("Cache-Control", "no-store");
+    if (core.config().require_dpop_nonce) {
+      // The nonce for the client's next request (RFC 9449 §8.2).
+      if (auto nonce = core.IssueDpopNonce(); nonce.ok()) r.headers.emplace("DPoP-Nonce", *nonce);
+    }
     return r;
   }));
   AR_RETURN_IF_ERROR(server.Handle("POST", "/oauth/introspect", [&core](const Request& req) -> Response {

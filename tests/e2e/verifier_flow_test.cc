@@ -422,5 +422,38 @@ TEST_F(VerifierFlowTest, MeasurementRefusals) {
   EXPECT_NE(forged->result.status, attestation::EarStatus::kAffirming);
 }
 
+TEST_F(VerifierFlowTest, DpopNonceWhenRequired) {
+  auto key = Provision();
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  // A second verifier process on the same store that requires DPoP nonces.
+  attestation::VerifierConfig config = core_->config();
+  config.require_dpop_nonce = true;
+  auto strict = std::move(VerifierCore::Create(config, store_, issuer_, {}, *clock_)).value();
+  auto request = [&](std::optional<std::string_view> nonce) {
+    attestation::TokenExchange exchange;
+    exchange.subject_token = outcome->ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(*key, "POST", kTokenEndpoint, clock_->NowUnixSeconds(),
+                                                        std::nullopt, nonce);
+    exchange.scope = "crm.read";
+    exchange.audience = kAudience;
+    return strict->Token(exchange);
+  };
+  auto without = request(std::nullopt);
+  ASSERT_FALSE(without.ok());
+  EXPECT_EQ(attestation::OAuthErrorOf(without.status()), attestation::oauth_error::kUseDpopNonce);
+  EXPECT_EQ(attestation::OAuthErrorOf(request("never-issued").status()), attestation::oauth_error::kUseDpopNonce);
+  auto nonce = strict->IssueDpopNonce();
+  ASSERT_TRUE(nonce.ok());
+  auto with = request(*nonce);
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  // Single use: the same nonce in a fresh proof is refused.
+  EXPECT_EQ(attestation::OAuthErrorOf(request(*nonce).status()), attestation::oauth_error::kUseDpopNonce);
+  // Expired.
+  auto old = strict->IssueDpopNonce();
+  clock_->Advance(std::chrono::seconds(config.dpop_nonce_ttl_seconds + 1));
+  EXPECT_EQ(attestation::OAuthErrorOf(request(*old).status()), attestation::oauth_error::kUseDpopNonce);
+}
+
 }  // namespace
 }  // namespace agentroot

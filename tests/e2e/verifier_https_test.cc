@@ -292,6 +292,28 @@ TEST_F(VerifierHttpsTest, BadInputGetsProblemDetails) {
   EXPECT_EQ(client->Get("/.well-known/jwks.json")->status, 200);
 }
 
+TEST_F(VerifierHttpsTest, UseDpopNonceCarriesAFreshNonce) {
+  service_config_.require_dpop_nonce = true;
+  StartService();
+  auto client = Client();
+  auto signer = common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256);
+  http::ClientRequest r;
+  r.method = "POST";
+  r.target = "/oauth/token";
+  r.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
+  r.headers.emplace("DPoP", *attestation::CreateDpopProof(**signer, "POST", "https://127.0.0.1/oauth/token",
+                                                          common::Clock::System().NowUnixSeconds()));
+  r.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type="
+           "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&subject_token=x&scope=crm.read&audience=a";
+  auto response = client->Send(r);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 400);
+  EXPECT_EQ(Parse(*response)["error"], "use_dpop_nonce");
+  auto nonce = response->headers.find("DPoP-Nonce");
+  ASSERT_NE(nonce, response->headers.end());
+  EXPECT_GE(nonce->second.size(), 32u);
+}
+
 TEST(OpenApiTest, EveryRouteIsDocumentedAndEveryDocumentedRouteExists) {
   Json doc = Json::parse(attestation::OpenApiDocument());
   ASSERT_EQ(doc["openapi"], "3.0.3");

@@ -58,6 +58,10 @@ struct VerifierConfig {
   int64_t nonce_ttl_seconds = 60;
   int64_t ear_ttl_seconds = 120;
   int64_t token_rate_per_minute = 120;  // per agent
+  // RFC 9449 §8: the token endpoint requires a server-issued DPoP nonce
+  // (single use, kept in the store so replicas share them).
+  bool require_dpop_nonce = false;
+  int64_t dpop_nonce_ttl_seconds = 120;
   std::string build = "agentroot 0.1.0";
 };
 
@@ -165,6 +169,9 @@ class VerifierCore {
 
   // 6. Token exchange. `dpop_method`/`dpop_url` are the request's.
   common::Result<IssuedToken> Token(const TokenExchange& request);
+
+  // A fresh single-use DPoP nonce (sent as the DPoP-Nonce header).
+  common::Result<std::string> IssueDpopNonce();
 
   // 8. RFC 7662 introspection response, and RFC 7009 revocation.
   common::Json Introspect(std::string_view token);
