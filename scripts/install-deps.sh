@@ -22,6 +22,7 @@ PACKAGES=(
   # real peers and services used by the tests and the demo
   tpm2-tools swtpm swtpm-tools
   tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon dbus-bin
+  curl
   postgresql
   softhsm2 opensc
 )

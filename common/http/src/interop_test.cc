@@ -39,7 +39,8 @@ class InteropTest : public HttpTest {
  protected:
   void SetUp() override {
     HttpTest::SetUp();
-    if (system("openssl version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl CLI";
+    // scripts/install-deps.sh installs the peers: their absence is a failure.
+    ASSERT_EQ(system("openssl version > /dev/null 2>&1"), 0) << "openssl CLI missing; run scripts/install-deps.sh";
     char tmpl[] = "/tmp/agentroot-interop-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);  // mode 0700
     dir_ = tmpl;
@@ -146,7 +147,7 @@ TEST_F(InteropTest, MutualTls) {
 }
 
 TEST_F(InteropTest, CurlAgainstServer) {
-  if (system("curl --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no curl";
+  ASSERT_EQ(system("curl --version > /dev/null 2>&1"), 0) << "curl missing; run scripts/install-deps.sh";
   StartDefault();
   std::string ca = WriteFile("ca.pem", pki_->ca_certificate_pem());
   std::string base = "curl -sS --max-time 10 --cacert " + ca + " https://localhost:" +
