@@ -143,53 +143,22 @@ Result<common::EvpPkeyPtr> TpmPublic::ToOpenSslKey() const {
 }
 
 Result<common::EvpPkeyPtr> TpmPublic::BuildOpenSslKey() const {
-  common::OsslParamBldPtr builder(OSSL_PARAM_BLD_new());
-  if (!builder) return common::OpenSslInternal("tpm public: OSSL_PARAM_BLD_new");
-  const char* key_type = nullptr;
-  common::BignumPtr n;
-  common::BignumPtr e;
-  Bytes point;
+  Result<common::EvpPkeyPtr> key = common::InternalError("tpm public: no key type");
   if (public_->type == TPM2_ALG_RSA) {
-    key_type = "RSA";
     uint32_t exponent = public_->parameters.rsaDetail.exponent;
     if (exponent == 0) exponent = 65537;
-    n.reset(BN_bin2bn(public_->unique.rsa.buffer, public_->unique.rsa.size, nullptr));
-    e.reset(BN_new());
-    if (!n || !e || BN_set_word(e.get(), exponent) != 1 ||
-        OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
-        OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
-      return common::OpenSslInternal("tpm public: RSA parameters");
-    }
+    const Bytes e = {static_cast<uint8_t>(exponent >> 24), static_cast<uint8_t>(exponent >> 16),
+                     static_cast<uint8_t>(exponent >> 8), static_cast<uint8_t>(exponent)};
+    key = common::RsaPublicKeyFromParts(ByteView(public_->unique.rsa.buffer, public_->unique.rsa.size), e);
   } else {
-    key_type = "EC";
-    const char* group = ecc_curve() == TPM2_ECC_NIST_P256 ? "prime256v1" : "secp384r1";
+    Bytes point = {0x04};
     Bytes x = ecc_x();
     Bytes y = ecc_y();
-    point.push_back(0x04);
     point.insert(point.end(), x.begin(), x.end());
     point.insert(point.end(), y.begin(), y.end());
-    if (OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
-                                         point.size()) != 1) {
-      return common::OpenSslInternal("tpm public: EC parameters");
-    }
+    key = common::EcPublicKeyFromPoint(ecc_curve() == TPM2_ECC_NIST_P256 ? "prime256v1" : "secp384r1", point);
   }
-  common::OsslParamPtr params(OSSL_PARAM_BLD_to_param(builder.get()));
-  common::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return common::OpenSslError(common::StatusCode::kInvalidArgument,
-                                "tpm public: key rejected by OpenSSL");
-  }
-  common::EvpPkeyPtr key(raw);
-  common::EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  // The quick check (point on the curve, RSA sanity) is complete for the
-  // prime-order curves accepted here (cofactor 1): no order multiplication.
-  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
-    return common::OpenSslError(common::StatusCode::kInvalidArgument,
-                                "tpm public: public key fails validation");
-  }
+  if (!key.ok()) return key.status().WithContext("tpm public");
   return key;
 }
 

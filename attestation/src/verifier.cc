@@ -635,6 +635,14 @@ Status VerifierCore::ReviewManifest(std::string_view operator_id, std::string_vi
                                 operator_id, comment, &audit);
 }
 
+Result<store::Store::AuditExport> VerifierCore::ExportAudit(std::string_view operator_id) {
+  if (Status s = RequireRole(operator_id, store::Role::kAuditor, nullptr); !s.ok()) {
+    AuditBestEffort(Audit(std::string(operator_id), "audit.export", "audit-log", AuditDecision::kDeny, {"role"}));
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the auditor role is required");
+  }
+  return store_->ExportAudit(0, INT64_MAX);
+}
+
 Result<int64_t> VerifierCore::RevokeByOperator(std::string_view operator_id, std::string_view jti,
                                                std::string_view agent_id, std::string_view host_id) {
   const int given = !jti.empty() + !agent_id.empty() + !host_id.empty();

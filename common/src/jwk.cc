@@ -185,48 +185,19 @@ Status Jwk::BuildKey() {
     pkey_ = std::move(cached);
     return Status::Ok();
   }
-  OsslParamBldPtr builder(OSSL_PARAM_BLD_new());
-  if (!builder) return OpenSslInternal("jwk: OSSL_PARAM_BLD_new");
-  const char* key_type = nullptr;
-  Bytes point;
-  BignumPtr n_bn;
-  BignumPtr e_bn;
+  Result<EvpPkeyPtr> built = InternalError("jwk: no key type");
   if (type_ == JwkKeyType::kEcP256) {
-    key_type = "EC";
+    Bytes point;
     point.reserve(1 + a_.size() + b_.size());
     point.push_back(0x04);  // uncompressed SEC1 point
     point.insert(point.end(), a_.begin(), a_.end());
     point.insert(point.end(), b_.begin(), b_.end());
-    if (OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
-                                         point.size()) != 1) {
-      return OpenSslInternal("jwk: building EC parameters");
-    }
+    built = EcPublicKeyFromPoint("prime256v1", point);
   } else {
-    key_type = "RSA";
-    n_bn.reset(BN_bin2bn(a_.data(), static_cast<int>(a_.size()), nullptr));
-    e_bn.reset(BN_bin2bn(b_.data(), static_cast<int>(b_.size()), nullptr));
-    if (!n_bn || !e_bn || OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_N, n_bn.get()) != 1 ||
-        OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_E, e_bn.get()) != 1) {
-      return OpenSslInternal("jwk: building RSA parameters");
-    }
+    built = RsaPublicKeyFromParts(a_, b_);
   }
-  OsslParamPtr params(OSSL_PARAM_BLD_to_param(builder.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
-    return OpenSslInternal("jwk: preparing key import");
-  }
-  EVP_PKEY* raw = nullptr;
-  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return OpenSslError(StatusCode::kInvalidArgument, "jwk: key rejected by OpenSSL");
-  }
-  EvpPkeyPtr key(raw);
-  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  // The quick check (point on the curve, RSA sanity) is complete for the
-  // prime-order curves accepted here (cofactor 1): no order multiplication.
-  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
-    return OpenSslError(StatusCode::kInvalidArgument, "jwk: public key fails validation");
-  }
+  if (!built.ok()) return built.status().WithContext("jwk");
+  EvpPkeyPtr key = std::move(built).value();
   pkey_ = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
   BuiltKeyCache::Instance().Insert(cache_id, pkey_);
   return Status::Ok();

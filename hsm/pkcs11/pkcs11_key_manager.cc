@@ -441,24 +441,8 @@ Result<EvpPkeyPtr> EcPublicKey(ByteView ec_point) {
   if (point.size() != 65 || point[0] != 0x04) {
     return common::InvalidArgumentError("pkcs11: CKA_EC_POINT is not an uncompressed P-256 point");
   }
-  common::OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
-  if (!bld ||
-      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
-      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
-    return common::OpenSslInternal("pkcs11: EC params");
-  }
-  common::OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  common::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return common::OpenSslError(common::StatusCode::kInvalidArgument, "pkcs11: EC public key");
-  }
-  EvpPkeyPtr key(raw);
-  common::EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
-    return common::OpenSslError(common::StatusCode::kInvalidArgument, "pkcs11: EC point not on P-256");
-  }
+  auto key = common::EcPublicKeyFromPoint("prime256v1", point);
+  if (!key.ok()) return key.status().WithContext("pkcs11: EC public key");
   return key;
 }
 

@@ -256,24 +256,13 @@ Result<Bytes> ObjectName(const TPMT_PUBLIC& pub) {
 }
 
 Result<common::EvpPkeyPtr> PublicToEvp(const TPMT_PUBLIC& pub) {
-  common::OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
-  if (bld == nullptr) return common::OpenSslInternal("OSSL_PARAM_BLD_new");
-  const char* type = nullptr;
-  common::BignumPtr n, e;
-  Bytes point;
+  Result<common::EvpPkeyPtr> key = common::InvalidArgumentError("public area is neither RSA nor ECC");
   if (pub.type == TPM2_ALG_RSA) {
-    type = "RSA";
-    const TPM2B_PUBLIC_KEY_RSA& mod = pub.unique.rsa;
-    n.reset(BN_bin2bn(mod.buffer, mod.size, nullptr));
     uint32_t exp = pub.parameters.rsaDetail.exponent == 0 ? 65537 : pub.parameters.rsaDetail.exponent;
-    e.reset(BN_new());
-    if (n == nullptr || e == nullptr || BN_set_word(e.get(), exp) != 1 ||
-        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
-        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
-      return common::OpenSslInternal("RSA public key parameters");
-    }
+    const Bytes e = {static_cast<uint8_t>(exp >> 24), static_cast<uint8_t>(exp >> 16), static_cast<uint8_t>(exp >> 8),
+                     static_cast<uint8_t>(exp)};
+    key = common::RsaPublicKeyFromParts(ByteView(pub.unique.rsa.buffer, pub.unique.rsa.size), e);
   } else if (pub.type == TPM2_ALG_ECC) {
-    type = "EC";
     const char* group = nullptr;
     size_t field = 0;
     switch (pub.parameters.eccDetail.curveID) {
@@ -285,27 +274,14 @@ Result<common::EvpPkeyPtr> PublicToEvp(const TPMT_PUBLIC& pub) {
     if (q.x.size > field || q.y.size > field) {
       return common::InvalidArgumentError("ECC point larger than the field");
     }
-    point.assign(1 + 2 * field, 0);
+    Bytes point(1 + 2 * field, 0);
     point[0] = 0x04;
     std::memcpy(point.data() + 1 + field - q.x.size, q.x.buffer, q.x.size);
     std::memcpy(point.data() + 1 + 2 * field - q.y.size, q.y.buffer, q.y.size);
-    if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
-                                         point.size()) != 1) {
-      return common::OpenSslInternal("EC public key parameters");
-    }
-  } else {
-    return common::InvalidArgumentError("public area is neither RSA nor ECC");
+    key = common::EcPublicKeyFromPoint(group, point);
   }
-  common::OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  common::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (params == nullptr || ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return common::OpenSslError(common::StatusCode::kInvalidArgument,
-                                "TPM public area is not a valid public key");
-  }
-  return common::EvpPkeyPtr(raw);
+  if (!key.ok()) return key.status().WithContext("TPM public area is not a valid public key");
+  return key;
 }
 
 Result<TPML_PCR_SELECTION> Sha256PcrSelection(const std::vector<uint32_t>& pcrs) {

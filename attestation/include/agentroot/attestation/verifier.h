@@ -186,6 +186,10 @@ class VerifierCore {
   common::Status ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
                                 bool approve, std::string_view comment);
 
+  // The whole audit log for an operator with the auditor role; a refusal is
+  // audited. PERMISSION_DENIED otherwise.
+  common::Result<store::Store::AuditExport> ExportAudit(std::string_view operator_id);
+
   // Operator revocation, effective at once (introspection, resource servers
   // with the revocation hook). Exactly one of `jti`, `agent_id`, `host_id`.
   // Infra may revoke anything; an owner the tokens of their own agents.

@@ -22,6 +22,7 @@
 #include <memory>
 #include <string_view>
 
+#include "agentroot/common/bytes.h"
 #include "agentroot/common/status.h"
 
 namespace agentroot::common {
@@ -56,6 +57,14 @@ Status OpenSslError(StatusCode code, std::string_view what);
 
 // Shorthand for OpenSslError(StatusCode::kInternal, what).
 Status OpenSslInternal(std::string_view what);
+
+// A public key from an uncompressed EC point (0x04 || x || y) on `group`
+// ("prime256v1", "secp384r1"), or from a big-endian RSA modulus and
+// exponent. Both run OpenSSL's quick public-key check (point on the curve;
+// complete for the prime-order curves used here). INVALID_ARGUMENT, with the
+// OpenSSL reason, for a key OpenSSL rejects.
+Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view group, ByteView uncompressed_point);
+Result<EvpPkeyPtr> RsaPublicKeyFromParts(ByteView n, ByteView e);
 
 // Clears this thread's OpenSSL error queue; call before an operation whose
 // failure is expected (a signature that should not verify) so stale entries
