@@ -51,12 +51,19 @@ configure-fuzz: deps $(FUZZ_BUILD_DIR)/build.ninja
 # short libFuzzer smoke run of every parser.
 test: test-fast test-asan test-fuzz
 
+# Child processes the tests start (swtpm, PostgreSQL, the verifier) leave
+# their logs under $(BUILD_DIR)/test-logs; after the run every log is scanned
+# for tokens, private keys and PINs (THREATS.md #20).
 test-fast: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
+	rm -rf $(BUILD_DIR)/test-logs
+	AGENTROOT_TEST_LOG_DIR=$(abspath $(BUILD_DIR))/test-logs \
+	  ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
+	scripts/scan-test-logs.py $(BUILD_DIR)/Testing/Temporary $(BUILD_DIR)/test-logs
 
 test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) -L unit
+	scripts/scan-test-logs.py $(ASAN_BUILD_DIR)/Testing/Temporary
 
 test-fuzz: configure-fuzz
 	cmake --build $(FUZZ_BUILD_DIR) --target fuzz_all
