@@ -415,7 +415,8 @@ Status StartVerifier(Env& env) {
   return Status::Ok();
 }
 
-// Pre-generates DPoP proofs for about `expected_ops` token requests, spread
+// Pre-generates DPoP proofs for about `expected_ops` token requests (at
+// least one per agent), spread
 // over the agents in the order the workers visit them, so the client's own
 // signing stays out of the measured phase. Stale proofs are dropped.
 void PregenerateProofs(Env& env, double expected_ops) {
@@ -425,7 +426,7 @@ void PregenerateProofs(Env& env, double expected_ops) {
       const double share = expected_ops / static_cast<double>(total);
       const std::size_t n = w.agents.size();
       if (n == 0) return;
-      std::vector<std::size_t> per_agent(n, 0);
+      std::vector<std::size_t> per_agent(n, 1);
       for (std::size_t k = 0; k < static_cast<std::size_t>(std::ceil(share)); ++k) ++per_agent[(w.cursor + k) % n];
       for (std::size_t i = 0; i < n; ++i) {
         AgentState& a = *w.agents[i];
@@ -647,11 +648,11 @@ Result<int> Run(const Options& options) {
   const double seconds = options.duration;
   AR_ASSIGN_OR_RETURN(PhaseStats warm, RunPhase(env, Op::kAttestToken, options.warmup, 0));
   PrintPhase("attest+token warm-up", warm);
-  PregenerateProofs(env, warm.Rate() * seconds * 1.5 + 1);
+  PregenerateProofs(env, warm.Rate() * seconds * 2);
   AR_ASSIGN_OR_RETURN(PhaseStats peak, RunPhase(env, Op::kAttestToken, seconds, 0));
   PrintPhase("attest+token peak", peak);
   const double half = std::max(1.0, peak.Rate() / 2);
-  PregenerateProofs(env, half * seconds * 1.2 + 1);
+  PregenerateProofs(env, half * seconds * 1.2);
   AR_ASSIGN_OR_RETURN(PhaseStats paced, RunPhase(env, Op::kAttestToken, seconds, half));
   PrintPhase("attest+token at half peak", paced);
 
@@ -659,7 +660,7 @@ Result<int> Run(const Options& options) {
   AR_RETURN_IF_ERROR(RefreshEars(env, std::chrono::seconds(30)));
   AR_ASSIGN_OR_RETURN(PhaseStats warm_token, RunPhase(env, Op::kToken, options.warmup, 0));
   PrintPhase("token warm-up", warm_token);
-  PregenerateProofs(env, warm_token.Rate() * seconds * 1.5 + 1);
+  PregenerateProofs(env, warm_token.Rate() * seconds * 2);
   AR_ASSIGN_OR_RETURN(PhaseStats token, RunPhase(env, Op::kToken, seconds, 0));
   PrintPhase("token", token);
 
