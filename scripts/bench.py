@@ -6,8 +6,10 @@ Google Benchmark binaries live in <build>/bench-bin. A benchmark names its
 ceiling in its label: "ceiling=<openssl speed algorithm>:<sign|verify>[*n]",
 several terms joined by "+" when one item costs several primitives.
 Other suites (load generators for services) drop JSON lists of
-{"name","value","unit","ceiling","ratio"} into <build>/bench/extra/*.json, and
-scripts/bench.d/* steps compare against external tools (tpm2-tools).
+{"name","value","unit","ceiling","ratio"} into <build>/bench/extra/*.json
+(ceiling and ratio null for informational items such as latencies), and
+scripts/bench.d/* steps compare against external tools (tpm2-tools) or run
+those load generators; the extra files are merged after the steps ran.
 
 Writes <build>/bench/results.json and prints a table. Exits non-zero if a
 benchmark fails or names a ceiling this script cannot measure.
@@ -115,10 +117,6 @@ def main():
             "ratio": round(value / ceiling, 3),
         })
 
-    for extra in sorted(glob.glob(os.path.join(out_dir, "extra", "*.json"))):
-        with open(extra) as f:
-            results.extend(json.load(f))
-
     # Comparison steps that need the figures above: scripts/bench.d/*, each
     # given the results so far in $BENCH_RESULTS, printing a JSON list.
     partial = os.path.join(out_dir, "partial.json")
@@ -130,8 +128,15 @@ def main():
             continue
         print(f"bench: running {os.path.basename(step)}", file=sys.stderr)
         env = dict(os.environ, BENCH_RESULTS=partial, BUILD_DIR=args.build_dir)
-        out = subprocess.run([step], check=True, capture_output=True, text=True, env=env).stdout
+        # stdout is the JSON list; stderr (progress, errors) passes through.
+        out = subprocess.run([step], check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
         results.extend(json.loads(out))
+
+    # Service load generators write build/bench/extra/*.json (some of them
+    # from the bench.d steps above): merged last, so a step's fresh file is in.
+    for extra in sorted(glob.glob(os.path.join(out_dir, "extra", "*.json"))):
+        with open(extra) as f:
+            results.extend(json.load(f))
 
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -141,8 +146,11 @@ def main():
     sys.stderr.flush()
     print(f"{'benchmark':<{width}}  {'value':>12}  {'unit':<6}  {'ceiling':>12}  {'ratio':>6}")
     for r in results:
+        # Informational items (latency, CPU per request) have no ceiling.
+        ceiling = "-" if r.get("ceiling") is None else f"{r['ceiling']:.1f}"
+        ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.3f}"
         print(f"{r['name']:<{width}}  {r['value']:>12.1f}  {r['unit']:<6}  "
-              f"{r['ceiling']:>12.1f}  {r['ratio']:>6.3f}")
+              f"{ceiling:>12}  {ratio:>6}")
     print(f"bench: wrote {os.path.join(out_dir, 'results.json')}", file=sys.stderr)
 
 
