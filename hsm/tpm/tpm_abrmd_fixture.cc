@@ -2,9 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,13 +9,10 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
-#include <vector>
 
+#include "agentroot/simulators/testing/child_process.h"
 #include "agentroot/simulators/testing/run_command.h"
-
-extern char** environ;
 
 namespace agentroot::hsm::tpm::testing {
 
@@ -26,144 +20,16 @@ namespace fs = std::filesystem;
 using common::Result;
 using common::Status;
 using Clock = std::chrono::steady_clock;
+using simulators::testing::ChildExitedHow;
+using simulators::testing::EnvironmentWith;
+using simulators::testing::FileTail;
+using simulators::testing::FindProgram;
+using simulators::testing::SpawnChild;
+using simulators::testing::StopChild;
 
 namespace {
 
 constexpr char kBusAddressVar[] = "DBUS_SESSION_BUS_ADDRESS";
-
-// The program's path: `name` itself when it contains '/', else the first
-// executable PATH entry (resolved before fork: execve needs no PATH search).
-Result<std::string> FindProgram(const std::string& name) {
-  if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) == 0) return name;
-    return common::NotFoundError(name + " is not executable");
-  }
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = dir + "/" + name;
-    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  // tpm2-abrmd lives in /usr/sbin, which a non-root PATH may lack.
-  for (const char* sbin : {"/usr/sbin/", "/sbin/"}) {
-    const std::string candidate = sbin + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return common::NotFoundError(name +
-                               " not found in PATH (scripts/install-deps.sh installs it)");
-}
-
-std::string Tail(const fs::path& file, std::size_t max_bytes = 2000) {
-  std::ifstream in(file, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.size() > max_bytes) text = "..." + text.substr(text.size() - max_bytes);
-  return text;
-}
-
-// fork + execve of `argv` with `env`: stdin /dev/null, stdout and stderr to
-// `log_fd`, `fd3` (if >= 0) as fd 3, every other descriptor closed. The child
-// leads its own process group and gets SIGKILL when the forking thread dies.
-Result<pid_t> Spawn(const std::string& program, const std::vector<std::string>& args,
-                    const std::vector<std::string>& env, int log_fd, int fd3) {
-  // Everything the child needs is built before fork: after it, in a
-  // multi-threaded process, only async-signal-safe calls are allowed.
-  std::vector<std::string> argv_storage = args;
-  std::vector<char*> argv;
-  for (std::string& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_storage = env;
-  std::vector<char*> envp;
-  for (std::string& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) return common::InternalError(std::string("open /dev/null: ") + std::strerror(errno));
-  const pid_t parent = ::getpid();
-
-  const pid_t child = ::fork();
-  if (child < 0) {
-    const int err = errno;
-    ::close(null_fd);
-    return common::InternalError(std::string("fork: ") + std::strerror(err));
-  }
-  if (child == 0) {
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);  // The parent is already gone.
-    ::dup2(null_fd, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    unsigned int first_to_close = 3;
-    if (fd3 >= 0) {
-      // dup2(3, 3) would keep O_CLOEXEC: clear it by hand in that case.
-      if (fd3 == 3) {
-        ::fcntl(3, F_SETFD, 0);
-      } else {
-        ::dup2(fd3, 3);
-      }
-      first_to_close = 4;
-    }
-    ::close_range(first_to_close, ~0U, 0);
-    ::execve(program.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::setpgid(child, child);  // Also from here, so it holds before we signal it.
-  ::close(null_fd);
-  return child;
-}
-
-// Exit status text when `pid` has exited (and reaps it), nullopt while it runs.
-std::optional<std::string> ExitedHow(pid_t pid) {
-  int status = 0;
-  const pid_t r = ::waitpid(pid, &status, WNOHANG);
-  if (r == 0) return std::nullopt;
-  if (r < 0) return std::string("waitpid: ") + std::strerror(errno);
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return std::string("stopped");
-}
-
-// SIGTERM to the process group of `pid`, SIGKILL after `grace`; reaps it.
-// OK when it ended on SIGTERM (or had already ended).
-Status StopChild(pid_t pid, const char* what, std::chrono::milliseconds grace) {
-  if (pid <= 0) return Status::Ok();
-  ::kill(-pid, SIGTERM);
-  const auto deadline = Clock::now() + grace;
-  int status = 0;
-  while (true) {
-    // WNOWAIT: the exited leader stays a zombie, so its pid (= the group id)
-    // cannot be reused while we SIGKILL whatever it left in its group.
-    siginfo_t info{};
-    const int r = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
-    if (r == 0 && info.si_pid == pid) {
-      ::kill(-pid, SIGKILL);
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      return Status::Ok();
-    }
-    if (r < 0 && errno == ECHILD) return Status::Ok();  // Already reaped.
-    if (r < 0 && errno != EINTR) {
-      return common::InternalError(std::string("waitid ") + what + ": " + std::strerror(errno));
-    }
-    if (Clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(-pid, SIGKILL);
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return common::InternalError(std::string(what) + " (pid " + std::to_string(pid) +
-                               ") ignored SIGTERM and was killed");
-}
-
-std::vector<std::string> EnvironmentWith(const std::string& name, const std::string& value) {
-  std::vector<std::string> env;
-  const std::string prefix = name + "=";
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0) env.emplace_back(*e);
-  }
-  env.push_back(prefix + value);
-  return env;
-}
 
 // Reads the first line the bus writes to `fd` (its address). Sets *dbus_pid
 // to -1 when it finds the bus exited (and reaped).
@@ -175,7 +41,7 @@ Result<std::string> ReadAddress(int fd, pid_t* dbus_pid, const fs::path& log,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       return common::DeadlineExceededError("dbus-daemon printed no address within " +
-                                           std::to_string(timeout.count()) + " ms; log: " + Tail(log));
+                                           std::to_string(timeout.count()) + " ms; log: " + FileTail(log));
     }
     pollfd p{fd, POLLIN, 0};
     const int n = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
@@ -188,15 +54,15 @@ Result<std::string> ReadAddress(int fd, pid_t* dbus_pid, const fs::path& log,
         continue;
       }
       if (got == 0) {
-        auto how = ExitedHow(*dbus_pid);
+        auto how = ChildExitedHow(*dbus_pid);
         if (how) *dbus_pid = -1;
         return common::UnavailableError("dbus-daemon closed its address pipe (" +
-                                        how.value_or("still running") + "); log: " + Tail(log));
+                                        how.value_or("still running") + "); log: " + FileTail(log));
       }
     }
-    if (auto how = ExitedHow(*dbus_pid)) {
+    if (auto how = ChildExitedHow(*dbus_pid)) {
       *dbus_pid = -1;
-      return common::UnavailableError("dbus-daemon " + *how + "; log: " + Tail(log));
+      return common::UnavailableError("dbus-daemon " + *how + "; log: " + FileTail(log));
     }
   }
   return text.substr(0, text.find('\n'));
@@ -252,7 +118,7 @@ Result<std::unique_ptr<ScopedAbrmd>> ScopedAbrmd::Start(const fs::path& dir,
     ::close(dbus_log_fd);
     return common::InternalError("pipe2 failed");
   }
-  auto dbus_pid = Spawn(dbus_daemon,
+  auto dbus_pid = SpawnChild(dbus_daemon,
                         {dbus_daemon, "--config-file=" + config.string(), "--nofork", "--nopidfile",
                          "--print-address=3"},
                         EnvironmentWith(kBusAddressVar, ""), dbus_log_fd, pipe_fds[1]);
@@ -272,7 +138,7 @@ Result<std::unique_ptr<ScopedAbrmd>> ScopedAbrmd::Start(const fs::path& dir,
   const fs::path abrmd_log = dir / "tpm2-abrmd.log";
   const int abrmd_log_fd = ::open(abrmd_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (abrmd_log_fd < 0) return common::InternalError("open " + abrmd_log.string());
-  auto abrmd_pid = Spawn(abrmd,
+  auto abrmd_pid = SpawnChild(abrmd,
                          {abrmd, "--session", "--allow-root", "--flush-all", "--logger=stdout",
                           "--dbus-name=" + options.bus_name, "--tcti=" + tpm_tcti},
                          EnvironmentWith(kBusAddressVar, self->bus_address_), abrmd_log_fd, -1);
@@ -284,9 +150,9 @@ Result<std::unique_ptr<ScopedAbrmd>> ScopedAbrmd::Start(const fs::path& dir,
   // TPM). Polled with dbus-send: a TCTI probe would log an error per attempt.
   const auto deadline = Clock::now() + options.ready_timeout;
   while (true) {
-    if (auto how = ExitedHow(self->abrmd_pid_)) {
+    if (auto how = ChildExitedHow(self->abrmd_pid_)) {
       self->abrmd_pid_ = -1;
-      return common::UnavailableError("tpm2-abrmd " + *how + "; log: " + Tail(abrmd_log));
+      return common::UnavailableError("tpm2-abrmd " + *how + "; log: " + FileTail(abrmd_log));
     }
     auto reply = simulators::testing::RunCommand(
         {dbus_send, "--bus=" + self->bus_address_, "--print-reply", "--dest=org.freedesktop.DBus",
@@ -296,15 +162,15 @@ Result<std::unique_ptr<ScopedAbrmd>> ScopedAbrmd::Start(const fs::path& dir,
     if (reply->exit_code == 0 && reply->stdout_text.find("boolean true") != std::string::npos) break;
     // When it cannot reach the TPM, abrmd 3.0 logs CRITICAL and hangs
     // instead of exiting: fail now rather than at the deadline.
-    const std::string log = Tail(abrmd_log, 16000);
+    const std::string log = FileTail(abrmd_log, 16000);
     if (log.find("CRITICAL") != std::string::npos) {
-      return common::UnavailableError("tpm2-abrmd failed to start; log: " + Tail(abrmd_log));
+      return common::UnavailableError("tpm2-abrmd failed to start; log: " + FileTail(abrmd_log));
     }
     if (Clock::now() >= deadline) {
       return common::DeadlineExceededError(
           "tpm2-abrmd did not claim " + options.bus_name + " within " +
           std::to_string(options.ready_timeout.count()) + " ms; dbus-send: " + reply->stdout_text +
-          reply->stderr_text + "; log: " + Tail(abrmd_log));
+          reply->stderr_text + "; log: " + FileTail(abrmd_log));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -138,22 +138,6 @@ Bytes UnB64(const Json& j, const char* name) {
 
 std::string Sha256Hex(std::string_view data) { return common::HexEncode(common::Sha256(common::AsBytes(data))); }
 
-// application/x-www-form-urlencoded value.
-std::string FormEncode(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // The claims of a JWS compact serialization (already verified by whoever
 // issued it; the demo only reads them to print facts).
 Json Claims(std::string_view jwt) {
@@ -434,9 +418,9 @@ void RunDemo(const Options& o) {
   // ---------------------------------------------------------------- d
   Step("Token exchange: the EAR + a DPoP proof signed inside machine-0's TPM");
   auto token_form = [&](const std::string& subject_token) {
-    return "grant_type=" + FormEncode("urn:ietf:params:oauth:grant-type:token-exchange") +
-           "&subject_token_type=" + FormEncode("urn:ietf:params:oauth:token-type:jwt") + "&scope=" + FormEncode(o.scope) +
-           "&audience=" + FormEncode(o.audience) + "&subject_token=" + FormEncode(subject_token);
+    return "grant_type=" + http::FormUrlEncode("urn:ietf:params:oauth:grant-type:token-exchange") +
+           "&subject_token_type=" + http::FormUrlEncode("urn:ietf:params:oauth:token-type:jwt") + "&scope=" + http::FormUrlEncode(o.scope) +
+           "&audience=" + http::FormUrlEncode(o.audience) + "&subject_token=" + http::FormUrlEncode(subject_token);
   };
   auto token_proof = [&](const common::Signer& key) {
     return Must(att::CreateDpopProof(key, "POST", token_endpoint, clock.NowUnixSeconds()), "DPoP proof");
@@ -520,13 +504,13 @@ void RunDemo(const Options& o) {
 
   // ---------------------------------------------------------------- h
   Step("Revocation of the first token");
-  Json before = Api::Expect(host_api->PostForm("/oauth/introspect", "token=" + FormEncode(token)), 200, "introspect");
+  Json before = Api::Expect(host_api->PostForm("/oauth/introspect", "token=" + http::FormUrlEncode(token)), 200, "introspect");
   if (!before.value("active", false)) Fail("introspection before revocation: inactive");
   Say("introspection of jti " + jti + ": active " + (before.value("active", false) ? "true" : "false") +
       " (a token issued before the change stays valid until revoked or expired)");
-  Api::Expect(host_api->PostForm("/oauth/revoke", "token=" + FormEncode(token)), 200, "revoke");
+  Api::Expect(host_api->PostForm("/oauth/revoke", "token=" + http::FormUrlEncode(token)), 200, "revoke");
   Say("the token holder revokes it (POST /oauth/revoke, RFC 7009) -> HTTP 200");
-  Json after = Api::Expect(host_api->PostForm("/oauth/introspect", "token=" + FormEncode(token)), 200, "introspect");
+  Json after = Api::Expect(host_api->PostForm("/oauth/introspect", "token=" + http::FormUrlEncode(token)), 200, "introspect");
   if (after.value("active", true)) Fail("introspection after revocation: still active");
   Ok("introspection of jti " + jti + ": active " + (after.value("active", true) ? "true" : "false"));
 

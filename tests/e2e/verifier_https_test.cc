@@ -5,39 +5,24 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "agentroot/attestation/measurement.h"
-#include "agentroot/attestation/tpm_public.h"
 #include "agentroot/attestation/verifier_service.h"
-#include "agentroot/hsm/tpm/tpm_attestor.h"
-#include "agentroot/hsm/tpm/tpm_device.h"
-#include "agentroot/hsm/tpm/tpm_key_manager.h"
 #include "agentroot/http/client.h"
 #include "agentroot/http/testing/test_pki.h"
 #include "agentroot/simulators/testing/scoped_fleet.h"
+#include "https_flow.h"
 
 namespace agentroot {
 namespace {
 
 namespace fs = std::filesystem;
-using common::Bytes;
 using common::Json;
 
 constexpr char kAgentName[] = "crm-bot";
 constexpr char kAgent[] = "spiffe://example.org/agent/crm-bot";
 constexpr uint32_t kPcr = 15;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
-
-std::string B64(const Bytes& b) { return common::Base64UrlEncode(b); }
 
 class VerifierHttpsTest : public ::testing::Test {
  protected:
@@ -65,7 +50,7 @@ class VerifierHttpsTest : public ::testing::Test {
         std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-1")).value());
     // The token endpoint URL is only known once the port is: bind first.
     service_config_.trust_domain = "example.org";
-    service_config_.manufacturer_roots_pem = ReadFile(fleet_->info().manufacturer_ca);
+    service_config_.manufacturer_roots_pem = e2e::ReadTextFile(fleet_->info().manufacturer_ca);
     service_config_.auto_approve_groups = {"crm-hosts"};
     service_config_.measurement_pcr = kPcr;
     issuer_ = issuer;
@@ -108,7 +93,7 @@ class VerifierHttpsTest : public ::testing::Test {
     ASSERT_TRUE(store_->CreateOperator(op, nullptr).ok());
   }
 
-  static Json Parse(const http::Response& r) { return Json::parse(r.body, nullptr, false); }
+  static Json Parse(const http::Response& r) { return e2e::ParseBody(r); }
 
   std::unique_ptr<simulators::testing::ScopedFleet> fleet_;
   fs::path dir_;
@@ -141,89 +126,49 @@ TEST_F(VerifierHttpsTest, FullFlowOverHttps) {
   EXPECT_EQ(Parse(*jwks)["keys"][0]["kid"], "issuer-1");
 
   // Enrollment over HTTPS with the machine's TPM.
-  hsm::tpm::TpmDeviceOptions topt;
-  topt.tcti = fleet_->info().machines[0].tcti;
-  auto device = std::move(hsm::tpm::TpmDevice::Open(std::move(topt))).value();
-  auto attestor = std::move(hsm::tpm::TpmAttestor::Create(device, dir_ / "m0")).value();
-  auto keys = std::move(hsm::tpm::TpmKeyManager::Create(device, dir_ / "m0")).value();
-  auto ak = *attestor->CreateAk("ak");
-  Json enroll = {{"ek_certificate", B64(*attestor->ReadEkCertificate(hsm::tpm::EkKind::kRsa2048))},
-                 {"ek_public", B64(*attestor->ReadEkPublic(hsm::tpm::EkKind::kRsa2048))},
-                 {"ak_public", B64(ak.tpm2b_public)},
-                 {"ek_intermediates_pem", ReadFile(fleet_->info().manufacturer_intermediate)},
-                 {"host_group", "crm-hosts"}};
-  auto challenge = anonymous->Post("/v1/enroll", enroll.dump());
-  ASSERT_TRUE(challenge.ok());
-  ASSERT_EQ(challenge->status, 200) << challenge->body;
-  Json c = Parse(*challenge);
-  auto secret = attestor->ActivateCredential("ak", hsm::tpm::EkKind::kRsa2048, *common::Base64UrlDecode(c["credential_blob"].get<std::string>()),
-                                             *common::Base64UrlDecode(c["encrypted_secret"].get<std::string>()));
-  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
-  std::string host = c["host_id"];
-  auto activated = anonymous->Post("/v1/enroll/" + host + "/activate",
-                                   Json{{"activation_id", c["activation_id"]}, {"secret", B64(Bytes(secret->Reveal().begin(), secret->Reveal().end()))}}.dump());
-  ASSERT_TRUE(activated.ok());
-  ASSERT_EQ(activated->status, 200) << activated->body;
-  EXPECT_EQ(Parse(*activated)["status"], "approved");  // auto-approve rule for crm-hosts
+  auto machine = e2e::TpmMachine::Open(fleet_->info().machines[0].tcti, dir_ / "m0");
+  ASSERT_TRUE(machine.ok()) << machine.status().ToString();
+  auto& attestor = machine->attestor;
+  auto& keys = machine->keys;
+  auto enrolled = e2e::EnrollHost(*anonymous, *attestor, fleet_->info(), "crm-hosts");
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status().ToString();
+  ASSERT_EQ(enrolled->challenge.status, 200) << enrolled->challenge.body;
+  ASSERT_EQ(enrolled->activation.status, 200) << enrolled->activation.body;
+  EXPECT_EQ(Parse(enrolled->activation)["status"], "approved");  // auto-approve rule for crm-hosts
+  const std::string host = enrolled->host_id;
 
   // Governance with client certificates.
-  Json agent = {{"name", kAgentName}, {"host_group", "crm-hosts"}, {"scopes", {"crm.read"}},
-                {"audiences", {"https://crm.example"}}, {"max_token_ttl", 300},
-                {"expires_at", common::Clock::System().NowUnixSeconds() + 86400}, {"owners", {"alice"}}};
+  Json agent = e2e::AgentRegistration(kAgentName, "crm-hosts", "crm.read", "https://crm.example", "alice");
   EXPECT_EQ(anonymous->Post("/v1/agents", agent.dump())->status, 401);  // no certificate
   EXPECT_EQ(eve->Post("/v1/agents", agent.dump())->status, 401);        // not an operator
   EXPECT_EQ(bob->Post("/v1/agents", agent.dump())->status, 403);        // reviewer, not owner
   ASSERT_EQ(alice->Post("/v1/agents", agent.dump())->status, 201);
-  Json manifest = {{"exe_sha256", std::string(64, 'a')}, {"files", Json::object()}};
-  auto added = alice->Post(std::string("/v1/agents/") + kAgentName + "/manifests", manifest.dump());
+  auto added = e2e::AddManifest(*alice, kAgentName, std::string(64, 'a'));
   ASSERT_EQ(added->status, 201) << added->body;
-  auto self_review = alice->Post(std::string("/v1/agents/") + kAgentName + "/manifests/1/review", R"({"approve":true})");
+  auto self_review = e2e::ReviewManifest(*alice, kAgentName, 1, true);
   EXPECT_EQ(self_review->status, 403);
   EXPECT_NE(self_review->body.find("urn:agentroot:problem:forbidden"), std::string::npos);
-  ASSERT_EQ(bob->Post(std::string("/v1/agents/") + kAgentName + "/manifests/1/review", R"({"approve":true})")->status, 200);
+  ASSERT_EQ(e2e::ReviewManifest(*bob, kAgentName, 1, true)->status, 200);
 
   // Key certification, measurement, quote, attest.
   auto key = *keys->Generate("crm-bot", hsm::KeyPolicy{});
-  auto nonce = Parse(*anonymous->Post("/v1/hosts/" + host + "/challenges", R"({"purpose":"certify"})"))["nonce"].get<std::string>();
-  auto certified = *attestor->Certify("ak", *key, attestation::CertifyQualifyingData(common::AsBytes(nonce)));
-  auto registered = anonymous->Post("/v1/hosts/" + host + "/agent-keys",
-      Json{{"agent_id", kAgent}, {"nonce", nonce}, {"key_public", B64(key->native_public())},
-           {"certify_attest", B64(certified.tpms_attest)}, {"certify_signature", B64(certified.tpmt_signature)}}.dump());
+  auto registered = e2e::RegisterAgentKey(*anonymous, *attestor, host, kAgent, *key);
+  ASSERT_TRUE(registered.ok()) << registered.status().ToString();
   ASSERT_EQ(registered->status, 201) << registered->body;
-  attestation::MeasurementEvent event;
-  event.sequence = 1;
-  event.agent_id = kAgent;
-  event.exe_path = "/opt/agents/crm-bot";
-  event.exe_sha256_hex = std::string(64, 'a');
+  const attestation::MeasurementEvent event = e2e::AgentEvent(kAgent, std::string(64, 'a'));
   ASSERT_TRUE(attestor->PcrExtend(kPcr, attestation::EventDigest(event)).ok());
-  nonce = Parse(*anonymous->Post("/v1/hosts/" + host + "/challenges", R"({"purpose":"attest"})"))["nonce"].get<std::string>();
-  auto key_name = attestation::TpmPublic::Parse(key->native_public())->name();
-  std::vector<hsm::tpm::PcrBank> selection = {{hsm::tpm::kTpmAlgSha256, {0, kPcr}}};
-  auto quote = *attestor->Quote("ak", selection, attestation::QualifyingData(common::AsBytes(nonce), key_name, attestation::EventDigest(event)));
-  Json pcrs = Json::object();
-  auto pcr_values = attestor->PcrRead(selection);  // kept alive for the loop
-  ASSERT_TRUE(pcr_values.ok());
-  for (const auto& [bank_pcr, value] : *pcr_values) pcrs[std::to_string(bank_pcr.second)] = common::HexEncode(value);
-  auto attested = anonymous->Post("/v1/attest",
-      Json{{"host_id", host}, {"agent_id", kAgent}, {"nonce", nonce}, {"agent_key_public", B64(key->native_public())},
-           {"quote_attest", B64(quote.tpms_attest)}, {"quote_signature", B64(quote.tpmt_signature)},
-           {"pcr_values", pcrs}, {"measurement_log", attestation::SerializeLog({event})}}.dump());
+  auto attest_call = e2e::PrepareAttest(*anonymous, *attestor, host, kAgent, *key, event, kPcr);
+  ASSERT_TRUE(attest_call.ok()) << attest_call.status().ToString();
+  auto attested = anonymous->Post("/v1/attest", attest_call->body);
+  ASSERT_TRUE(attested.ok());
   ASSERT_EQ(attested->status, 200) << attested->body;
   ASSERT_EQ(Parse(*attested)["status"], "affirming") << attested->body;
   std::string ear = Parse(*attested)["ear"];
 
   // The token endpoint: form body + DPoP header.
   auto token_request = [&](const common::Signer& proof_key) {
-    http::ClientRequest r;
-    r.method = "POST";
-    r.target = "/oauth/token";
-    r.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
-    r.headers.emplace("DPoP", *attestation::CreateDpopProof(proof_key, "POST", "https://127.0.0.1/oauth/token",
-                                                            common::Clock::System().NowUnixSeconds()));
-    r.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type="
-             "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&scope=crm.read&audience=https%3A%2F%2Fcrm.example"
-             "&subject_token=" + ear;
-    return anonymous->Send(r);
+    return anonymous->Send(e2e::TokenRequest(*e2e::TokenProof(proof_key, "https://127.0.0.1/oauth/token"), ear,
+                                             "crm.read", "https://crm.example"));
   };
   auto other = *keys->Generate("other", hsm::KeyPolicy{});
   auto refused = token_request(*other);

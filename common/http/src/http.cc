@@ -79,6 +79,24 @@ Response JsonResponse(int status, const common::Json& body) {
 
 common::Result<std::string> PercentDecode(std::string_view text) { return Decode(text, false); }
 
+std::string FormUrlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                            c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
 common::Result<std::multimap<std::string, std::string>> ParseQuery(std::string_view query) {
   std::multimap<std::string, std::string> out;
   while (!query.empty()) {

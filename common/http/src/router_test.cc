@@ -126,5 +126,17 @@ TEST(HttpTypesTest, QueryAndPercentDecoding) {
   EXPECT_EQ(PercentDecode("a+b%2B").value(), "a+b+");
 }
 
+TEST(HttpTypesTest, FormUrlEncodingRoundTrips) {
+  EXPECT_EQ(FormUrlEncode("urn:a b&c=d+e~f.g_h-i/\xff"), "urn%3Aa%20b%26c%3Dd%2Be~f.g_h-i%2F%FF");
+  const std::string every_byte = [] {
+    std::string s;
+    for (int c = 0; c < 256; ++c) s.push_back(static_cast<char>(c));
+    return s;
+  }();
+  auto q = ParseQuery("v=" + FormUrlEncode(every_byte));
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->find("v")->second, every_byte);
+}
+
 }  // namespace
 }  // namespace agentroot::http::internal

@@ -116,6 +116,11 @@ Response JsonResponse(int status, const common::Json& body);
 // on a truncated or non-hex escape.
 common::Result<std::string> PercentDecode(std::string_view text);
 
+// Percent-encodes `text` for an application/x-www-form-urlencoded value or a
+// query component: every byte but ALPHA / DIGIT / "-" / "." / "_" / "~"
+// becomes %XX (upper-case hex).
+std::string FormUrlEncode(std::string_view text);
+
 // Splits an application/x-www-form-urlencoded string or URL query ("a=1&b=2")
 // into decoded pairs; '+' decodes to a space. INVALID_ARGUMENT on a bad
 // escape.
