@@ -1,9 +1,10 @@
 #include "child_process.h"
 
+#include "agentroot/simulators/testing/child_process.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+extern char** environ;
 
 namespace agentroot::load {
 namespace {
@@ -93,39 +96,15 @@ common::Result<std::vector<std::string>> StatFields(pid_t pid) {
 common::Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
                                                                   const std::filesystem::path& log_file) {
   if (argv.empty()) return common::InvalidArgumentError("empty argv");
-  std::vector<char*> args;
-  std::vector<std::string> copy = argv;
-  for (std::string& a : copy) args.push_back(a.data());
-  args.push_back(nullptr);
   const int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log < 0) return common::InternalError("cannot open " + log_file.string() + ": " + std::strerror(errno));
-  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log);
-    if (devnull >= 0) ::close(devnull);
-    return common::InternalError(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(log, 1);
-    ::dup2(log, 2);
-    ::close_range(3, ~0U, 0);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+  auto pid = simulators::testing::SpawnChild(argv[0], argv, env, log);
   ::close(log);
-  if (devnull >= 0) ::close(devnull);
-  ::setpgid(pid, pid);  // also from here, so a signal right away reaches the group
-  Register(pid);
-  return std::unique_ptr<ChildProcess>(new ChildProcess(pid));
+  if (!pid.ok()) return pid.status();
+  Register(*pid);
+  return std::unique_ptr<ChildProcess>(new ChildProcess(*pid));
 }
 
 ChildProcess::~ChildProcess() { Stop(); }
@@ -155,11 +134,9 @@ void ChildProcess::Stop(std::chrono::milliseconds grace) {
   if (!Running()) return;
   ::kill(-pid_, SIGTERM);
   if (Wait(grace)) return;
-  ::kill(-pid_, SIGKILL);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
+  simulators::testing::KillChild(pid_);
   reaped_ = true;
-  exit_code_ = DecodeWaitStatus(status);
+  exit_code_ = 128 + SIGKILL;
   Unregister(pid_);
 }
 

@@ -1,7 +1,8 @@
 // The load generator's child processes (the verifier, `openssl speed`) and
 // the CPU time of processes it measures.
 //
-// A ChildProcess runs in its own process group with stdout and stderr
+// A ChildProcess is simulators::testing::SpawnChild's child held by RAII: it
+// runs in its own process group with stdout and stderr
 // appended to a log file, stdin from /dev/null and no other inherited
 // descriptors. It gets SIGKILL if this process dies first (PR_SET_PDEATHSIG),
 // and InstallStopOnSignal() makes SIGINT/SIGTERM/SIGHUP stop every live child
