@@ -6,9 +6,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <mutex>
-#include <sstream>
 
+#include "agentroot/common/log.h"
 #include "agentroot/http/client.h"
 #include "agentroot/http/server.h"
 #include "agentroot/simulators/resource_demo.h"
@@ -18,24 +17,6 @@ namespace {
 using agentroot::common::Json;
 using agentroot::common::Result;
 using agentroot::common::Status;
-
-std::mutex log_mu;
-
-void Log(std::string_view level, std::string_view message, Json fields = Json::object()) {
-  fields["ts"] = agentroot::common::Clock::System().NowUnixSeconds();
-  fields["level"] = level;
-  fields["msg"] = message;
-  std::lock_guard<std::mutex> lock(log_mu);
-  std::cerr << fields.dump() << std::endl;
-}
-
-Result<std::string> ReadFile(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) return agentroot::common::NotFoundError(std::string(what) + ": cannot read " + path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
 
 struct Settings {
   std::string listen = "127.0.0.1:9443";
@@ -57,9 +38,9 @@ Status Run(const Settings& s) {
   int port = std::atoi(s.listen.c_str() + colon + 1);
   if (port < 0 || port > 65535) return agentroot::common::InvalidArgumentError("--listen: bad port");
   agentroot::http::BlockShutdownSignals();
-  AR_ASSIGN_OR_RETURN(std::string cert, ReadFile(s.tls_certificate, "--tls-certificate"));
-  AR_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(s.tls_private_key, "--tls-private-key"));
-  AR_ASSIGN_OR_RETURN(std::string verifier_ca, ReadFile(s.verifier_ca, "--verifier-ca"));
+  AR_ASSIGN_OR_RETURN(std::string cert, agentroot::common::ReadConfiguredFile(s.tls_certificate, "--tls-certificate"));
+  AR_ASSIGN_OR_RETURN(std::string key_pem, agentroot::common::ReadConfiguredFile(s.tls_private_key, "--tls-private-key"));
+  AR_ASSIGN_OR_RETURN(std::string verifier_ca, agentroot::common::ReadConfiguredFile(s.verifier_ca, "--verifier-ca"));
 
   // The verifier's JWKS, fetched on demand (and again on an unknown kid).
   agentroot::http::ClientOptions client_options;
@@ -93,22 +74,22 @@ Status Run(const Settings& s) {
   demo_options.public_url =
       s.public_url.empty() ? "https://" + s.listen.substr(0, colon) + ":" + std::to_string(server->port()) : s.public_url;
   demo_options.jwks = jwks;
-  demo_options.on_decision = [](const Json& decision) { Log("info", "decision", decision); };
+  demo_options.on_decision = [](const Json& decision) { agentroot::common::LogJson("info", "decision", decision); };
   AR_ASSIGN_OR_RETURN(auto demo, agentroot::simulators::ResourceDemo::Create(std::move(demo_options),
                                                                              agentroot::common::Clock::System()));
   AR_RETURN_IF_ERROR(demo->Register(*server));
   AR_RETURN_IF_ERROR(server->Start());
-  Log("info", "listening", {{"address", address}, {"port", server->port()}, {"audience", s.audience}});
+  agentroot::common::LogJson("info", "listening", {{"address", address}, {"port", server->port()}, {"audience", s.audience}});
   if (!s.ready_file.empty()) {
     std::ofstream ready(s.ready_file);
     ready << server->port() << "\n";
     if (!ready) return agentroot::common::InternalError("--ready-file: cannot write " + s.ready_file);
   }
   int sig = agentroot::http::WaitForShutdownSignal();
-  Log("info", "shutting down", {{"signal", sig}});
+  agentroot::common::LogJson("info", "shutting down", {{"signal", sig}});
   server->Stop(std::chrono::seconds(5));
   auto counters = demo->counters();
-  Log("info", "stopped", {{"allowed", counters.allowed}, {"refused", counters.refused}});
+  agentroot::common::LogJson("info", "stopped", {{"allowed", counters.allowed}, {"refused", counters.refused}});
   return Status::Ok();
 }
 
