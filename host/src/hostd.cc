@@ -164,8 +164,8 @@ void Hostd::Log(std::string_view level, std::string_view message, Json fields) c
 Result<std::unique_ptr<Hostd>> Hostd::Create(HostdOptions options) {
   AR_RETURN_IF_ERROR(options.config.Validate());
   if (options.clock == nullptr) return common::InvalidArgumentError("no clock");
-  const HostdConfig& c = options.config;
   auto hostd = std::unique_ptr<Hostd>(new Hostd(std::move(options)));
+  const HostdConfig& c = hostd->options_.config;
   std::error_code ec;
   fs::create_directories(c.state_dir, ec);
   if (ec) return common::FailedPreconditionError("state_dir " + c.state_dir.string() + ": " + ec.message());

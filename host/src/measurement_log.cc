@@ -97,15 +97,6 @@ Status MeasurementLog::Rewrite() {
 Result<ReconcileOutcome> MeasurementLog::Reconcile(common::ByteView pcr_value, int64_t now) {
   common::Bytes pcr(pcr_value.begin(), pcr_value.end());
   if (pcr == expected_) return ReconcileOutcome::kConsistent;
-  if (!events_.empty()) {
-    std::vector<MeasurementEvent> shorter(events_.begin(), events_.end() - 1);
-    if (attestation::ReplayLog(shorter) == pcr) {
-      events_.pop_back();
-      expected_ = pcr;
-      AR_RETURN_IF_ERROR(Rewrite());
-      return ReconcileOutcome::kDroppedUnextended;
-    }
-  }
   if (pcr == common::Bytes(32, 0)) {
     fs::path archived = path_.parent_path() / ("measurements." + std::to_string(now) + ".jsonl");
     for (int i = 1; fs::exists(archived); ++i) {
@@ -116,6 +107,15 @@ Result<ReconcileOutcome> MeasurementLog::Reconcile(common::ByteView pcr_value, i
     expected_ = pcr;
     AR_RETURN_IF_ERROR(Rewrite());
     return ReconcileOutcome::kReset;
+  }
+  if (!events_.empty()) {
+    std::vector<MeasurementEvent> shorter(events_.begin(), events_.end() - 1);
+    if (attestation::ReplayLog(shorter) == pcr) {
+      events_.pop_back();
+      expected_ = pcr;
+      AR_RETURN_IF_ERROR(Rewrite());
+      return ReconcileOutcome::kDroppedUnextended;
+    }
   }
   return common::FailedPreconditionError(
       "the measurement log " + path_.string() + " (" + std::to_string(events_.size()) +

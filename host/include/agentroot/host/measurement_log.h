@@ -6,11 +6,11 @@
 // never extended (Reconcile() then drops it) but never an extend the log
 // does not explain. Reconcile() compares the replayed log with the PCR:
 //   equal                       -> carry on;
-//   log + its last event equal  -> the last append was not extended (crash
-//                                  between fsync and extend): it is dropped;
 //   PCR at its reset value      -> the TPM restarted: the old log is kept as
 //                                  measurements.<unix time>.jsonl and a new
 //                                  one starts (sequence 1);
+//   log minus its last event    -> the last append was not extended (crash
+//     equal                        between fsync and extend): it is dropped;
 //   anything else               -> FAILED_PRECONDITION: hostd must not serve.
 //
 // Thread safety: none; hostd serializes every use under the mutex that also
