@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -93,6 +94,18 @@ Status_ WriteState(const fs::path& path, const std::string& content) {
   fs::rename(tmp, path, ec);
   if (ec) return common::InternalError("cannot rename " + tmp.string() + ": " + ec.message());
   return Status_::Ok();
+}
+
+// True when the TPM itself (response-code layer 0, not ESAPI, the TCTI or
+// the transport) refused the AK: the blob no longer loads, i.e. the TPM's
+// owner hierarchy changed. Anything else may be transient and is retried.
+bool TpmRefusedKey(const Status_& s) {
+  if (s.code() == StatusCode::kNotFound) return true;  // the AK file is gone
+  std::string_view m = s.message();
+  std::size_t at = m.find("TSS2_RC 0x");
+  if (at == std::string_view::npos) return false;
+  unsigned long rc = std::strtoul(std::string(m.substr(at + 10, 8)).c_str(), nullptr, 16);
+  return (rc & 0xFF0000UL) == 0;
 }
 
 bool ValidText(std::string_view s, std::size_t max) {
@@ -438,7 +451,7 @@ Status_ Hostd::ProbeAk() {
   auto quote = attestor_->Quote(kAkId, {{tpm::kTpmAlgSha256, {options_.config.measurement_pcr}}}, Bytes(32, 0));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    tpm_state_ = quote.ok() ? "ok" : IsUnavailable(quote.status()) ? "unavailable" : "ak_lost";
+    tpm_state_ = quote.ok() ? "ok" : TpmRefusedKey(quote.status()) ? "ak_lost" : "unavailable";
   }
   return quote.status();
 }
@@ -450,7 +463,7 @@ Status_ Hostd::EnrollOnce() {
   auto ak = attestor_->GetAk(kAkId);
   if (ak.ok()) {
     Status_ probe = ProbeAk();
-    if (!probe.ok() && IsUnavailable(probe)) return TpmProblem("the TPM does not answer", probe);
+    if (!probe.ok() && !TpmRefusedKey(probe)) return TpmProblem("the TPM does not answer", probe);
     if (!probe.ok()) {
       Log("error", "AK lost: the TPM no longer loads this host's attestation key (TPM cleared or its state replaced); "
                    "enrolling a new AK through the verifier's audited re-enroll path",
@@ -551,7 +564,7 @@ void Hostd::EnrollmentLoop() {
     } else {
       // Enrolled: an AK the TPM lost means re-enrolling; a pending host polls.
       Status_ probe = ProbeAk();
-      if (!probe.ok() && !IsUnavailable(probe)) {
+      if (!probe.ok() && TpmRefusedKey(probe)) {
         std::lock_guard<std::mutex> lock(mu_);
         enrollment_.state = "error";
         enrollment_.ak_lost = true;
