@@ -283,6 +283,9 @@ void TpmDevice::Impl::AfterOperation() {
 bool TpmDevice::Impl::Retryable(TSS2_RC rc) {
   if (rc == TSS2_RC_SUCCESS) return false;
   if ((rc & kLayerMask) == TSS2_TCTI_RC_LAYER) return true;
+  // An ESYS context left mid-command by a transport failure refuses every
+  // later command with BAD_SEQUENCE: only a new connection clears it.
+  if (rc == TSS2_ESYS_RC_BAD_SEQUENCE) return true;
   if ((rc & kLayerMask) != TSS2_TPM_RC_LAYER) return false;
   if (rc == TPM2_RC_INITIALIZE) return true;
   const TSS2_RC warn = rc & ~static_cast<TSS2_RC>(0x7);  // REFERENCE_H0..H6, S0..S6
@@ -295,7 +298,7 @@ bool TpmDevice::Impl::Retryable(TSS2_RC rc) {
 
 Status TpmDevice::Impl::Recover(TSS2_RC rc) {
   ForgetContexts();
-  if ((rc & kLayerMask) == TSS2_TCTI_RC_LAYER || esys_ == nullptr) {
+  if ((rc & kLayerMask) == TSS2_TCTI_RC_LAYER || rc == TSS2_ESYS_RC_BAD_SEQUENCE || esys_ == nullptr) {
     op_srk_ = ESYS_TR_NONE;
     in_flight_ = 0;
     esys_ = nullptr;

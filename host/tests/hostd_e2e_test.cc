@@ -1,0 +1,469 @@
+// agentroot-hostd end to end: a swtpm machine, the verifier in process over
+// real HTTPS on loopback, hostd's API on a real Unix socket, and this test
+// process as the agent (its /proc/self/exe is the test binary, named by a
+// manifest). Verifier, store and hostd share one FakeClock so token
+// lifetimes can pass without sleeping.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "agentroot/attestation/access_token.h"
+#include "agentroot/attestation/verifier_service.h"
+#include "agentroot/common/signer.h"
+#include "agentroot/host/hostd.h"
+#include "agentroot/host/verifier_client.h"
+#include "agentroot/http/client.h"
+#include "agentroot/http/server.h"
+#include "agentroot/http/testing/raw_connection.h"
+#include "agentroot/http/testing/test_pki.h"
+#include "agentroot/simulators/testing/run_command.h"
+#include "agentroot/simulators/testing/scoped_fleet.h"
+#include "tpm_test_util.h"
+
+namespace agentroot::host {
+namespace {
+
+namespace fs = std::filesystem;
+using common::Json;
+
+constexpr char kAgent[] = "spiffe://example.org/agent/crm-bot";
+constexpr char kCrm[] = "https://crm.example";
+constexpr char kErp[] = "https://erp.example";
+constexpr char kGroup[] = "crm-hosts";
+
+std::string Sha256File(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return common::HexEncode(common::Sha256(common::AsBytes(buf.str())));
+}
+
+void WriteFile(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::trunc);
+  out << text;
+}
+
+Json Claims(const std::string& jwt) {
+  auto a = jwt.find('.');
+  auto b = jwt.find('.', a + 1);
+  auto payload = common::Base64UrlDecode(jwt.substr(a + 1, b - a - 1));
+  return Json::parse(common::ToString(*payload));
+}
+
+class HostdE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("TSS2_LOG", "all+NONE", 1);
+    auto fleet = simulators::testing::ScopedFleet::Create(1);
+    ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
+    fleet_ = std::move(fleet).value();
+    machine_ = fleet_->info().machines[0];
+    dir_ = fleet_->info().dir / "hostd";
+    fs::create_directories(dir_ / "manifests");
+    pki_ = std::move(http::testing::TestPki::Create("agentroot test CA")).value();
+    WriteFile(dir_ / "verifier-ca.pem", pki_->ca_certificate_pem());
+
+    store_ = std::shared_ptr<attestation::store::Store>(
+        std::move(attestation::store::Store::Open("sqlite:" + (dir_ / "v.db").string(), clock_)).value());
+    issuer_ = std::shared_ptr<common::OpenSslSigner>(
+        std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-1")).value());
+    attestation::VerifierConfig vc;
+    vc.trust_domain = "example.org";
+    std::ifstream roots(fleet_->info().manufacturer_ca);
+    std::stringstream buf;
+    buf << roots.rdbuf();
+    vc.manufacturer_roots_pem = buf.str();
+    vc.measurement_pcr = 15;
+    vc.issuer = "https://127.0.0.1";
+    vc.token_endpoint = "https://127.0.0.1/oauth/token";
+    core_ = std::shared_ptr<attestation::VerifierCore>(
+        std::move(attestation::VerifierCore::Create(vc, store_, issuer_, {}, clock_)).value());
+    service_ = std::make_unique<attestation::VerifierService>(core_);
+    StartVerifier(0);
+    for (auto [id, role] : {std::pair{"alice", attestation::store::Role::kOwner},
+                            std::pair{"bob", attestation::store::Role::kReviewer},
+                            std::pair{"carol", attestation::store::Role::kInfra}}) {
+      attestation::store::Operator op;
+      op.id = id;
+      op.display_name = id;
+      op.roles = {role};
+      op.client_cert_fingerprint = std::string(64, id[0]);
+      ASSERT_TRUE(store_->CreateOperator(op, nullptr).ok());
+    }
+
+    // The agent: this test binary plus one configuration file.
+    exe_ = fs::canonical("/proc/self/exe");
+    agent_config_ = dir_ / "crm-bot.yaml";
+    WriteFile(agent_config_, "mode: read-only\n");
+    WriteFile(dir_ / "manifests" / "crm-bot.toml",
+              "name = \"crm-bot\"\nexe = \"" + exe_.string() + "\"\nuid = " + std::to_string(::getuid()) +
+                  "\nfiles = [\"" + agent_config_.string() + "\"]\nproof_mode = \"tpm\"\n");
+
+    config_.verifier_url = base_;
+    config_.verifier_ca_file = dir_ / "verifier-ca.pem";
+    config_.trust_domain = "example.org";
+    config_.tcti = machine_.tcti;
+    config_.ek_intermediates_file = fleet_->info().manufacturer_intermediate;
+    config_.host_group = kGroup;
+    config_.state_dir = dir_ / "state";
+    config_.manifests_dir = dir_ / "manifests";
+    config_.socket_path = dir_ / "hostd.sock";
+    config_.enroll_backoff_initial_ms = 50;
+    config_.enroll_backoff_max_ms = 400;
+    config_.status_poll_seconds = 1;
+  }
+
+  void TearDown() override {
+    if (hostd_) hostd_->Stop();
+    if (server_) server_->Stop(std::chrono::milliseconds(200));
+  }
+
+  void StartVerifier(uint16_t port) {
+    auto cred = std::move(pki_->IssueServer()).value();
+    http::ServerOptions options;
+    http::TcpListenOptions tcp;
+    tcp.address = "127.0.0.1";
+    tcp.port = port;
+    tcp.tls.certificate_chain_pem = cred.certificate_pem;
+    tcp.tls.private_key_pem = std::move(cred.private_key_pem);
+    options.tcp = std::move(tcp);
+    options.worker_threads = 2;
+    options.io_threads = 1;
+    auto server = http::HttpServer::Create(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+    ASSERT_TRUE(service_->Register(*server_).ok());
+    ASSERT_TRUE(server_->Start().ok());
+    base_ = "https://127.0.0.1:" + std::to_string(server_->port());
+  }
+
+  void StartHostd() {
+    HostdOptions options;
+    options.config = config_;
+    options.clock = &clock_;
+    options.log_sink = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_ += line + "\n";
+    };
+    options.shadow_agent_hook = [this](const ShadowAgent& s) { shadows_.push_back(s.exe); };
+    auto hostd = Hostd::Create(std::move(options));
+    ASSERT_TRUE(hostd.ok()) << hostd.status().ToString();
+    hostd_ = std::move(hostd).value();
+    ASSERT_TRUE(hostd_->Start().ok());
+  }
+
+  void RegisterAgent() {
+    attestation::store::Agent agent;
+    agent.id = kAgent;
+    agent.name = "crm-bot";
+    agent.host_group = kGroup;
+    agent.allowed_scopes = {"crm.read", "crm.write"};
+    agent.allowed_audiences = {kCrm, kErp};
+    agent.max_token_ttl_seconds = 300;
+    agent.expires_at = clock_.NowUnixSeconds() + 86400;
+    agent.owners = {"alice"};
+    ASSERT_TRUE(core_->CreateAgent("alice", agent).ok());
+    Json manifest = {{"exe_sha256", Sha256File(exe_)},
+                     {"files", {{agent_config_.string(), Sha256File(agent_config_)}}}};
+    auto version = core_->AddManifest("alice", kAgent, manifest);
+    ASSERT_TRUE(version.ok()) << version.status().ToString();
+    ASSERT_TRUE(core_->ReviewManifest("bob", kAgent, *version, true, "reviewed").ok());
+  }
+
+  std::unique_ptr<http::HttpClient> Socket() {
+    http::ClientOptions o;
+    o.unix_socket_path = config_.socket_path.string();
+    return std::move(http::HttpClient::Create(std::move(o))).value();
+  }
+
+  http::Response Post(const std::string& target, const Json& body) {
+    auto r = Socket()->Post(target, body.dump());
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : http::Response{};
+  }
+
+  static std::string TypeOf(const http::Response& r) {
+    Json j = Json::parse(r.body, nullptr, false);
+    return j.is_object() ? j.value("type", "") : "";
+  }
+
+  ProcessInfo Self() {
+    return *InspectProcess(::getpid(), ::getuid(), ::getgid());
+  }
+
+  std::unique_ptr<attestation::AccessTokenValidator> Validator(std::string audience) {
+    auto jwks = std::make_shared<attestation::JwksCache>(
+        [this]() -> common::Result<std::string> { return core_->Jwks().dump(); }, clock_,
+        attestation::JwksCache::Options{});
+    auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, clock_);
+    attestation::AccessTokenPolicy policy;
+    policy.issuer = "https://127.0.0.1";
+    policy.audience = std::move(audience);
+    return std::move(attestation::AccessTokenValidator::Create(policy, jwks, replay, &clock_)).value();
+  }
+
+  std::string Log() {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return log_;
+  }
+
+  common::FakeClock clock_{common::Clock::System().NowUnixSeconds()};
+  std::unique_ptr<simulators::testing::ScopedFleet> fleet_;
+  simulators::MachineInfo machine_;
+  fs::path dir_, exe_, agent_config_;
+  std::unique_ptr<http::testing::TestPki> pki_;
+  std::shared_ptr<attestation::store::Store> store_;
+  std::shared_ptr<common::OpenSslSigner> issuer_;
+  std::shared_ptr<attestation::VerifierCore> core_;
+  std::unique_ptr<attestation::VerifierService> service_;
+  std::unique_ptr<http::HttpServer> server_;
+  std::string base_;
+  HostdConfig config_;
+  std::unique_ptr<Hostd> hostd_;
+  std::mutex log_mu_;
+  std::string log_;
+  std::vector<std::string> shadows_;
+};
+
+TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
+  StartHostd();
+  // Enrolled, not approved: pending, and token requests say so.
+  ASSERT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(20))) << hostd_->Status().dump();
+  const std::string host = hostd_->host_id();
+  auto pending = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(pending.status, 503);
+  EXPECT_EQ(TypeOf(pending), "urn:agentroot:problem:hostd:host_pending") << pending.body;
+  EXPECT_TRUE(http::FindHeader(pending.headers, "Retry-After").has_value());
+  auto status = Socket()->Get("/v1/status");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(Json::parse(status->body)["enrollment"], "pending");
+
+  ASSERT_TRUE(core_->ApproveHost("carol", host).ok());
+  hostd_->PollEnrollmentNow();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("approved", std::chrono::seconds(10))) << hostd_->Status().dump();
+  RegisterAgent();
+
+  // A token over the socket, bound to the agent's TPM key.
+  auto issued = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  Json t = Json::parse(issued.body);
+  const std::string token = t["access_token"];
+  EXPECT_EQ(t["token_type"], "DPoP");
+  EXPECT_EQ(t["agent_id"], kAgent);
+  EXPECT_EQ(t["proof_mode"], "tpm");
+  EXPECT_EQ(Claims(token)["cnf"]["jkt"], t["jkt"]);
+  EXPECT_EQ(Claims(token)["sub"], kAgent);
+  EXPECT_EQ(t["expires_at"].get<int64_t>(), clock_.NowUnixSeconds() + 300);
+
+  // A proof for a request: accepted by a resource server with that token.
+  const std::string url = std::string(kCrm) + "/v1/accounts";
+  auto proof = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token}});
+  ASSERT_EQ(proof.status, 200) << proof.body;
+  auto validator = Validator(kCrm);
+  const std::vector<std::string> proofs = {Json::parse(proof.body)["dpop"].get<std::string>()};
+  auto ok = validator->Validate("DPoP " + token, proofs, "GET", url, "crm.read");
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+  // The same proof again is a replay.
+  EXPECT_FALSE(validator->Validate("DPoP " + token, proofs, "GET", url, "crm.read").ok());
+
+  // Cached: the same token, no new acquisition.
+  const uint64_t acquisitions = hostd_->stats().acquisitions;
+  auto again = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(Json::parse(again.body)["access_token"], token);
+  EXPECT_EQ(hostd_->stats().acquisitions, acquisitions);
+
+  // 100 concurrent callers for a new cache key: one acquisition.
+  {
+    std::vector<std::thread> threads;
+    std::mutex mu;
+    std::set<std::string> tokens;
+    std::atomic<int> failures{0};
+    ProcessInfo self = Self();
+    for (int i = 0; i < 100; ++i) {
+      threads.emplace_back([&] {
+        auto g = hostd_->Token(self, kErp, "crm.read");
+        if (!g.ok()) {
+          ++failures;
+          return;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        tokens.insert(g->access_token);
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(tokens.size(), 1u);
+    EXPECT_EQ(hostd_->stats().acquisitions, acquisitions + 1);
+  }
+
+  // Token and proof in one round trip.
+  auto headers = Post("/v1/headers", {{"audience", kCrm}, {"scope", "crm.read"}, {"method", "POST"}, {"url", url}});
+  ASSERT_EQ(headers.status, 200) << headers.body;
+  Json h = Json::parse(headers.body);
+  EXPECT_EQ(h["authorization"], "DPoP " + token);
+  const std::vector<std::string> header_proofs = {h["dpop"].get<std::string>()};
+  auto via_headers = validator->Validate(h["authorization"].get<std::string>(), header_proofs, "POST", url, "crm.read");
+  EXPECT_TRUE(via_headers.ok()) << via_headers.status().ToString();
+
+  // A process that matches no manifest (curl): unknown_agent, and recorded as a shadow agent.
+  auto curl = simulators::testing::RunCommand(
+      {"curl", "-s", "--unix-socket", config_.socket_path.string(), "-o", (dir_ / "curl.out").string(), "-w",
+       "%{http_code}", "-H", "Content-Type: application/json", "-d",
+       Json{{"audience", kCrm}, {"scope", "crm.read"}}.dump(), "http://hostd/v1/token"});
+  ASSERT_TRUE(curl.ok()) << curl.status().ToString();
+  EXPECT_EQ(curl->stdout_text, "403");
+  std::ifstream curl_out(dir_ / "curl.out");
+  std::string curl_body((std::istreambuf_iterator<char>(curl_out)), std::istreambuf_iterator<char>());
+  EXPECT_NE(curl_body.find("urn:agentroot:problem:hostd:unknown_agent"), std::string::npos) << curl_body;
+  std::ifstream shadow_log(config_.state_dir / "shadow_agents.jsonl");
+  std::string shadow_line;
+  ASSERT_TRUE(std::getline(shadow_log, shadow_line));
+  EXPECT_NE(shadow_line.find("curl"), std::string::npos) << shadow_line;
+  ASSERT_EQ(shadows_.size(), 1u);
+
+  // A measured file changes: the next request is refused by the verifier,
+  // and the agent's cached tokens are dropped.
+  WriteFile(agent_config_, "mode: read-write\nexfiltrate: true\n");
+  auto refused = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(TypeOf(refused), "urn:agentroot:problem:hostd:measurement_refused") << refused.body;
+  EXPECT_NE(refused.body.find("measurement_not_in_approved_manifest"), std::string::npos) << refused.body;
+  WriteFile(agent_config_, "mode: read-only\n");
+  auto erp = hostd_->Token(Self(), kErp, "crm.read");
+  ASSERT_TRUE(erp.ok()) << erp.status().ToString();
+  EXPECT_FALSE(erp->from_cache) << "a refusal must drop every cached token of the agent";
+
+  // Renewal at ~80% of the lifetime.
+  auto before = hostd_->Token(Self(), kCrm, "crm.read");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  clock_.Advance(std::chrono::seconds(250));  // 83% of 300 s
+  auto renewed = hostd_->Token(Self(), kCrm, "crm.read");
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_FALSE(renewed->from_cache);
+  EXPECT_NE(renewed->access_token, before->access_token);
+
+  // The verifier goes away: the cached token is served until exp, then verifier_unavailable.
+  server_->Stop(std::chrono::milliseconds(200));
+  auto cached = hostd_->Token(Self(), kCrm, "crm.read");
+  ASSERT_TRUE(cached.ok()) << cached.status().ToString();
+  EXPECT_EQ(cached->access_token, renewed->access_token);
+  clock_.Advance(std::chrono::seconds(260));  // past 80%, before exp
+  auto stale = hostd_->Token(Self(), kCrm, "crm.read");
+  ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+  EXPECT_EQ(stale->access_token, renewed->access_token);
+  EXPECT_GE(hostd_->stats().served_stale_on_outage, 1u);
+  clock_.Advance(std::chrono::seconds(45));  // past exp
+  auto expired = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(expired.status, 503);
+  EXPECT_EQ(TypeOf(expired), "urn:agentroot:problem:hostd:verifier_unavailable") << expired.body;
+  EXPECT_TRUE(http::FindHeader(expired.headers, "Retry-After").has_value());
+
+  // No whole token in hostd's logs (THREATS #20).
+  std::string log = Log();
+  EXPECT_EQ(log.find(token), std::string::npos);
+  EXPECT_EQ(log.find(renewed->access_token), std::string::npos);
+  EXPECT_NE(log.find("token issued"), std::string::npos);
+}
+
+TEST_F(HostdE2eTest, SurvivesSwtpmRestartAndReenrollsAfterTpmClear) {
+  StartHostd();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(20))) << hostd_->Status().dump();
+  ASSERT_TRUE(core_->ApproveHost("carol", hostd_->host_id()).ok());
+  hostd_->PollEnrollmentNow();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("approved", std::chrono::seconds(10)));
+  RegisterAgent();
+  auto first = hostd_->Token(Self(), kCrm, "crm.read");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+
+  // A TPM power cycle: PCRs reset, keys reload from their blobs.
+  ASSERT_TRUE(hsm::tpm::testing::RestartSwtpm(&machine_).ok());
+  auto after_restart = hostd_->Token(Self(), kCrm, "crm.write");
+  ASSERT_TRUE(after_restart.ok()) << after_restart.status().ToString();
+  EXPECT_EQ(after_restart->jkt, first->jkt) << "the same TPM key after the restart";
+  EXPECT_NE(Log().find("a new measurement log starts"), std::string::npos);
+  bool archived = false;
+  for (const auto& entry : fs::directory_iterator(config_.state_dir)) {
+    archived |= entry.path().filename().string().rfind("measurements.", 0) == 0 &&
+                entry.path().filename() != "measurements.jsonl";
+  }
+  EXPECT_TRUE(archived) << "the log of the previous TPM boot is kept";
+
+  // TPM2_Clear: the owner hierarchy's seed changes, the AK and agent keys are
+  // gone. hostd says so and re-enrolls through the audited path.
+  hostd_->Stop();
+  auto cleared = simulators::testing::RunCommand({"tpm2_clear", "-T", machine_.tcti});
+  ASSERT_TRUE(cleared.ok() && cleared->exit_code == 0) << (cleared.ok() ? cleared->stderr_text : cleared.status().ToString());
+  hostd_.reset();
+  StartHostd();
+  for (int i = 0; i < 100 && hostd_->Status()["detail"].get<std::string>().find("re-enrolled") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  Json s = hostd_->Status();
+  EXPECT_EQ(s["enrollment"], "approved") << s.dump();
+  EXPECT_NE(s["detail"].get<std::string>().find("re-enrolled"), std::string::npos) << s.dump();
+  EXPECT_NE(Log().find("AK lost"), std::string::npos);
+  auto audit = store_->ExportAudit(0, INT64_MAX);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_NE(audit->jsonl.find("host.reenroll"), std::string::npos);
+  auto after_clear = hostd_->Token(Self(), kCrm, "crm.read");
+  ASSERT_TRUE(after_clear.ok()) << after_clear.status().ToString();
+  EXPECT_NE(after_clear->jkt, first->jkt) << "a new agent key, certified under the new AK";
+}
+
+TEST_F(HostdE2eTest, MalformedOversizedAndStalledClients) {
+  StartHostd();
+  auto bad_json = Post("/v1/token", Json("not an object"));
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_EQ(TypeOf(bad_json), "urn:agentroot:problem:hostd:invalid_input");
+  auto missing = Post("/v1/proof", {{"method", "GET"}});
+  EXPECT_EQ(missing.status, 400);
+  auto big = Socket()->Post("/v1/token", std::string(70 * 1024, 'x'));
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->status, 413);
+  auto garbage = http::testing::RawConnection::ConnectUnix(config_.socket_path.string());
+  ASSERT_TRUE(garbage.ok());
+  ASSERT_TRUE((*garbage)->Send("GARBAGE\r\n\r\n").ok());
+  auto answer = (*garbage)->ReadUntilClose(std::chrono::seconds(5));
+  EXPECT_NE(answer.data.find(" 400 "), std::string::npos) << answer.data;
+
+  // A client that sends half a request and stalls does not block another.
+  auto stalled = http::testing::RawConnection::ConnectUnix(config_.socket_path.string());
+  ASSERT_TRUE(stalled.ok());
+  ASSERT_TRUE((*stalled)->Send("POST /v1/token HTTP/1.1\r\nHost: hostd\r\nContent-Length: 100\r\n\r\n{").ok());
+  auto status = Socket()->Get("/v1/status");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->status, 200);
+  auto unknown = Socket()->Get("/v1/nope");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->status, 404);
+  // The socket is 0660.
+  struct stat st {};
+  ASSERT_EQ(::stat(config_.socket_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+TEST_F(HostdE2eTest, EnrollmentRetriesWhileTheVerifierIsDown) {
+  server_->Stop(std::chrono::milliseconds(100));
+  const uint16_t port = static_cast<uint16_t>(std::stoi(base_.substr(base_.rfind(':') + 1)));
+  StartHostd();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  Json s = hostd_->Status();
+  EXPECT_EQ(s["enrollment"], "unenrolled") << s.dump();
+  EXPECT_EQ(s["verifier"], "unreachable") << s.dump();
+  EXPECT_NE(Log().find("enrollment failed; retrying"), std::string::npos);
+  auto r = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(TypeOf(r), "urn:agentroot:problem:hostd:verifier_unavailable") << r.body;
+  StartVerifier(port);  // back on the same port: enrollment completes
+  EXPECT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(10))) << hostd_->Status().dump();
+}
+
+}  // namespace
+}  // namespace agentroot::host
