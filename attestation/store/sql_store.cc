@@ -647,9 +647,10 @@ class SqlStore final : public Store {
     AR_RETURN_IF_ERROR(RequireNonEmpty(nonce.value, "nonce"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(nonce.purpose, "nonce purpose"));
     return Write(nullptr, [&](SqlConnection& c) -> Status {
-      return c.Exec("INSERT INTO nonces (value, purpose, bound_data, expires_at, consumed_at) "
-                    "VALUES ($1, $2, $3, $4, NULL)",
-                    {nonce.value, nonce.purpose, ByteView(nonce.bound_data), nonce.expires_at})
+      return c.Exec("INSERT INTO nonces (value, purpose, bound_data, expires_at, consumed_at, issued_at) "
+                    "VALUES ($1, $2, $3, $4, NULL, $5)",
+                    {nonce.value, nonce.purpose, ByteView(nonce.bound_data), nonce.expires_at,
+                     nonce.issued_at != 0 ? nonce.issued_at : Now()})
           .status();
     });
   }
@@ -682,6 +683,13 @@ class SqlStore final : public Store {
 
   Result<int64_t> PurgeExpiredNonces(int64_t now) override {
     return Delete("DELETE FROM nonces WHERE expires_at <= $1", now);
+  }
+
+  Result<WindowCount> CountHostChallengesSince(std::string_view host_id, int64_t since) override {
+    // The purpose condition is the partial index's (nonces_challenges_by_host).
+    return CountWindow("SELECT COUNT(*), MIN(issued_at) FROM nonces WHERE purpose IN ('attest', 'certify') "
+                       "AND bound_data = $1 AND issued_at > $2",
+                       {ByteView(common::AsBytes(host_id)), since});
   }
 
   // ---- tokens ----
@@ -745,6 +753,11 @@ class SqlStore final : public Store {
     return GetOne<TokenRecord>(
         Sql("SELECT ", kTokenColumns, " FROM issued_tokens WHERE jti = $1"), {jti},
         [](const SqlRow& r) -> Result<TokenRecord> { return TokenFromRow(r); }, "token");
+  }
+
+  Result<WindowCount> CountAgentTokensSince(std::string_view agent_id, int64_t since) override {
+    return CountWindow("SELECT COUNT(*), MIN(issued_at) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
+                       {agent_id, since});
   }
 
   Status RevokeToken(std::string_view jti, const AuditRecord* audit) override {
@@ -1001,6 +1014,13 @@ class SqlStore final : public Store {
     });
     if (!written.ok()) return written;
     return count;
+  }
+
+  Result<WindowCount> CountWindow(std::string_view sql, std::initializer_list<internal::SqlParam> params) {
+    return GetOne<WindowCount>(
+        sql, params,
+        [](const SqlRow& r) -> Result<WindowCount> { return WindowCount{r.Int(0), r.IsNull(1) ? 0 : r.Int(1)}; },
+        "count");
   }
 
   template <typename T, typename Map>

@@ -638,6 +638,51 @@ TEST_P(StoreConformanceTest, NonceSingleUse) {
   EXPECT_TRUE(store_->ConsumeNonce("n-3", "attest", now + 31).ok());
 }
 
+TEST_P(StoreConformanceTest, RateWindowCountsAreSharedByStores) {
+  const int64_t now = 1'700'000'000;
+  std::string agent_id, host_id;
+  Seed(*store_, &agent_id, &host_id);
+  auto other = OpenAnother();  // a second replica on the same database
+  ASSERT_NE(other, nullptr);
+
+  // Challenges: attest and certify nonces bound to the host, consumed or not.
+  AR_ASSERT_OK(store_->CreateNonce({"c-1", "attest", common::ToBytes("host-1"), now + 60, 0, now - 70}));  // outside
+  AR_ASSERT_OK(store_->CreateNonce({"c-2", "attest", common::ToBytes("host-1"), now + 60, 0, now - 50}));
+  AR_ASSERT_OK(other->CreateNonce({"c-3", "certify", common::ToBytes("host-1"), now + 60, 0, now - 10}));
+  AR_ASSERT_OK(store_->CreateNonce({"c-4", "attest", common::ToBytes("host-2"), now + 60, 0, now - 10}));  // other host
+  AR_ASSERT_OK(store_->CreateNonce({"c-5", "dpop", common::ToBytes("host-1"), now + 60, 0, now - 10}));    // not a challenge
+  ASSERT_TRUE(store_->ConsumeNonce("c-2", "attest", now).ok());
+  for (Store* s : {store_.get(), other.get()}) {
+    auto count = s->CountHostChallengesSince("host-1", now - 60);
+    ASSERT_TRUE(count.ok()) << count.status().ToString();
+    EXPECT_EQ(count->count, 2);
+    EXPECT_EQ(count->oldest, now - 50);
+  }
+  auto none = store_->CountHostChallengesSince("host-9", now - 60);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->count, 0);
+  EXPECT_EQ(none->oldest, 0);
+  // issued_at defaults to the store's clock.
+  AR_ASSERT_OK(store_->CreateNonce({"c-6", "attest", common::ToBytes("host-1"), clock_.NowUnixSeconds() + 60, 0}));
+  EXPECT_EQ(store_->CountHostChallengesSince("host-1", clock_.NowUnixSeconds() - 1)->count, 1);
+
+  // Tokens per agent, revoked ones too, from either store.
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("t-1", "r-1", agent_id, host_id, now - 61),
+                                  Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("t-2", "r-2", agent_id, host_id, now - 30),
+                                  Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(other->IssueToken(MakeToken("t-3", "r-3", agent_id, host_id, now - 5),
+                                 Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(other->RevokeToken("t-3", nullptr));
+  for (Store* s : {store_.get(), other.get()}) {
+    auto count = s->CountAgentTokensSince(agent_id, now - 60);
+    ASSERT_TRUE(count.ok()) << count.status().ToString();
+    EXPECT_EQ(count->count, 2);
+    EXPECT_EQ(count->oldest, now - 30);
+  }
+  EXPECT_EQ(store_->CountAgentTokensSince("spiffe://example.org/agent/nobody", now - 60)->count, 0);
+}
+
 TEST_P(StoreConformanceTest, NonceConsumedExactlyOnceAcrossThreadsAndStores) {
   auto second = OpenAnother();  // a second "verifier process" on the same database
   ASSERT_NE(second, nullptr);
