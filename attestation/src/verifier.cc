@@ -612,8 +612,17 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
                             {{"jti", jti}, {"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", record.scope},
                              {"audience", record.audience}, {"ttl", decision.ttl},
                              {"jit_scopes", decision.jit_scopes}});
-  // Durable before it is handed out (THREATS.md #14).
-  AR_ASSIGN_OR_RETURN(store::IssueTokenResult issued, store_->IssueToken(record, audit));
+  // Durable before it is handed out (THREATS.md #14). The rate limit is
+  // checked again in the same transaction: replicas racing past the count
+  // above still cannot exceed it together.
+  auto stored = store_->IssueTokenWithinRate(record, audit, now - kRateWindowSeconds, config_.token_rate_per_minute);
+  if (stored.status().code() == StatusCode::kResourceExhausted) {
+    AuditBestEffort(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny,
+                          {std::string(reason::kRateLimited)}, {{"host", ear->host_id}, {"jkt", proof->jkt}}));
+    auto again = TokenRetryAfter(ear->agent_id, now);
+    return RateLimitedError(oauth_error::kInvalidGrant, reason::kRateLimited, again.ok() ? *again : kRateWindowSeconds);
+  }
+  AR_ASSIGN_OR_RETURN(store::IssueTokenResult issued, std::move(stored));
   if (!issued.created) return common::AbortedError("token request already answered");
   return IssuedToken{std::move(token), jti, decision.ttl, record.scope};
 }

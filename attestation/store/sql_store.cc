@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -695,6 +696,17 @@ class SqlStore final : public Store {
   // ---- tokens ----
 
   Result<IssueTokenResult> IssueToken(const TokenRecord& token, const AuditRecord& audit) override {
+    return IssueTokenLimited(token, audit, std::nullopt);
+  }
+
+  Result<IssueTokenResult> IssueTokenWithinRate(const TokenRecord& token, const AuditRecord& audit,
+                                                int64_t window_start, int64_t max_in_window) override {
+    return IssueTokenLimited(token, audit, std::pair{window_start, max_in_window});
+  }
+
+  // `limit`: (window_start, max_in_window) for the token's agent.
+  Result<IssueTokenResult> IssueTokenLimited(const TokenRecord& token, const AuditRecord& audit,
+                                             std::optional<std::pair<int64_t, int64_t>> limit) {
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.jti, "jti"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.request_id, "request id"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.agent_id, "agent id"));
@@ -719,7 +731,17 @@ class SqlStore final : public Store {
     SqlConnection& c = *lease;
     AR_RETURN_IF_ERROR(c.BeginWrite());
     Status status = [&]() -> Status {
+      // Every token issue takes this lock, on every replica: the count
+      // below sees all tokens committed before it and none can slip in.
       AR_RETURN_IF_ERROR(c.LockAuditChain());
+      if (limit) {
+        AR_ASSIGN_OR_RETURN(SqlResult counted,
+                            c.Exec("SELECT COUNT(*) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
+                                   {token.agent_id, limit->first}));
+        if (!counted.rows.empty() && counted.rows[0].Int(0) >= limit->second) {
+          return common::ResourceExhaustedError("the agent reached its token rate limit");  // rolled back below
+        }
+      }
       AR_ASSIGN_OR_RETURN(SqlResult inserted,
                           c.Exec(Sql("INSERT INTO issued_tokens (", kTokenColumns,
                                      ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) "

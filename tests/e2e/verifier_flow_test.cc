@@ -4,6 +4,7 @@
 // validation by a resource server. Then every refusal, each on its own.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -635,7 +636,8 @@ TEST_F(VerifierFlowTest, TokensIssuedDuringRotationsAllVerify) {
 
 TEST_F(VerifierFlowTest, TwoVerifiersOnOneDatabaseShareTheRateLimits) {
   auto key = Provision();  // one certify challenge
-  auto outcome = Attest(*key, {Event(1)});  // one attest challenge
+  const attestation::MeasurementEvent first = Event(1);  // its time is part of its digest
+  auto outcome = Attest(*key, {first});  // one attest challenge
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   const std::string host = machines_[0].host_id;
   // Two replicas with their own store connections on the fixture's database.
@@ -703,6 +705,39 @@ TEST_F(VerifierFlowTest, TwoVerifiersOnOneDatabaseShareTheRateLimits) {
   }
   EXPECT_EQ(token_denials, 2);
   EXPECT_EQ(challenge_denials, 2);
+
+  // Racing: eight requests at once on both replicas, a fresh window (the
+  // EAR is re-attested: the old one is past its TTL by now). Exactly the
+  // limit is issued; the count and insert share one serialized transaction.
+  clock_->Advance(std::chrono::seconds(61));
+  auto fresh = Attest(*key, {first, Event(2)});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_EQ(fresh->result.status, attestation::EarStatus::kAffirming) << (fresh->reasons.empty() ? "" : fresh->reasons.front());
+  std::vector<attestation::TokenExchange> exchanges(8);
+  for (auto& exchange : exchanges) {
+    exchange.subject_token = fresh->ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(*key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+    exchange.scope = "crm.read";
+    exchange.audience = kAudience;
+  }
+  std::atomic<int> issued{0}, limited{0};
+  std::vector<std::thread> racers;
+  for (std::size_t i = 0; i < exchanges.size(); ++i) {
+    racers.emplace_back([&, i] {
+      auto r = (i % 2 == 0 ? *a : *b).Token(exchanges[i]);
+      if (r.ok()) {
+        ++issued;
+      } else if (attestation::RetryAfterOf(r.status()).has_value() &&
+                 attestation::OAuthErrorOf(r.status()) == attestation::oauth_error::kInvalidGrant) {
+        ++limited;
+      } else {
+        ADD_FAILURE() << r.status().ToString();
+      }
+    });
+  }
+  for (auto& t : racers) t.join();
+  EXPECT_EQ(issued.load(), 2);
+  EXPECT_EQ(limited.load(), 6);
 }
 
 }  // namespace

@@ -820,6 +820,50 @@ TEST_P(StoreConformanceTest, IssueTokenOncePerRequestUnderRace) {
   EXPECT_EQ(store_->AuditHead()->seq, kRequests);
 }
 
+TEST_P(StoreConformanceTest, IssueTokenWithinRateIsExactAcrossStoresUnderRace) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  auto second = OpenAnother();
+  ASSERT_NE(second, nullptr);
+  const int64_t now = 1'700'000'000;
+  // One token from before the window does not count; one inside does.
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("old", "req-old", agent_id, host_id, now - 60),
+                                  Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("in", "req-in", agent_id, host_id, now - 59),
+                                  Audit("token.issue", agent_id)).status());
+  constexpr int kThreads = 8;
+  constexpr int kLimit = 5;
+  std::barrier sync(kThreads);
+  std::atomic<int> created{0}, limited{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Store& s = t % 2 == 0 ? *store_ : *second;
+      sync.arrive_and_wait();
+      for (int r = 0; r < 2; ++r) {
+        const std::string id = std::to_string(t) + "-" + std::to_string(r);
+        auto issued = s.IssueTokenWithinRate(MakeToken("jti-" + id, "req-" + id, agent_id, host_id, now),
+                                             Audit("token.issue", agent_id), now - 60, kLimit);
+        if (issued.ok() && issued->created) {
+          ++created;
+        } else if (issued.status().code() == StatusCode::kResourceExhausted) {
+          ++limited;
+        } else {
+          ++other;
+          ADD_FAILURE() << issued.status().ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), kLimit - 1);  // "in" already counts
+  EXPECT_EQ(limited.load(), 2 * kThreads - (kLimit - 1));
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(store_->CountAgentTokensSince(agent_id, now - 60)->count, kLimit);
+  // A refusal writes nothing: one audit record per token.
+  EXPECT_EQ(store_->AuditHead()->seq, 2 + kLimit - 1);
+}
+
 TEST_P(StoreConformanceTest, TokenRevocation) {
   std::string agent_id, host_id;
   ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));

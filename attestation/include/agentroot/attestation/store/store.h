@@ -270,6 +270,15 @@ class Store {
   // the token out. A known request_id returns the first jti, created=false.
   virtual common::Result<IssueTokenResult> IssueToken(const TokenRecord& token,
                                                       const AuditRecord& audit) = 0;
+  // IssueToken under a per-agent rate limit: RESOURCE_EXHAUSTED, nothing
+  // written, when token.agent_id already has `max_in_window` tokens issued
+  // after `window_start`. The count and the insert are one transaction
+  // serialized with every other token issue on the database, so replicas
+  // together never exceed the limit.
+  virtual common::Result<IssueTokenResult> IssueTokenWithinRate(const TokenRecord& token,
+                                                                const AuditRecord& audit,
+                                                                int64_t window_start,
+                                                                int64_t max_in_window) = 0;
   virtual common::Result<TokenRecord> GetToken(std::string_view jti) = 0;
   // Tokens issued to `agent_id` after `since`, revoked or not (the per-agent
   // rate limit).
