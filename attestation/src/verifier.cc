@@ -70,6 +70,49 @@ Result<ManifestDigests> DigestsOf(const Json& content) {
 
 }  // namespace
 
+Status RateLimitedError(std::string_view type, std::string_view detail, int64_t retry_after_seconds) {
+  return common::ResourceExhaustedError(std::string(type) + ": " + std::string(detail) + " (retry after " +
+                                        std::to_string(std::max<int64_t>(1, retry_after_seconds)) + " s)");
+}
+
+std::optional<int64_t> RetryAfterOf(const Status& status) {
+  if (status.code() != StatusCode::kResourceExhausted) return std::nullopt;
+  std::string_view m = status.message();
+  constexpr std::string_view kOpen = " (retry after ";
+  std::size_t at = m.rfind(kOpen);
+  if (at == std::string_view::npos || !m.ends_with(" s)")) return std::nullopt;
+  std::string_view digits = m.substr(at + kOpen.size(), m.size() - 3 - at - kOpen.size());
+  if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  return std::stoll(std::string(digits));
+}
+
+Result<std::shared_ptr<const VerifierCore::IssuerKeys>> VerifierCore::MakeIssuerKeys(
+    std::shared_ptr<const common::Signer> signer, const std::vector<common::Jwk>& published) {
+  if (!signer) return common::InvalidArgumentError("verifier: an issuer key is required");
+  if (signer->public_jwk().kid().empty()) return common::InvalidArgumentError("verifier: issuer key needs a kid");
+  auto out = std::make_shared<IssuerKeys>();
+  auto add = [&](const common::Jwk& jwk, common::JwsAlgorithm alg) -> Status {
+    for (const common::Jwk& have : out->jwks) {
+      if (have.kid() == jwk.kid()) return common::InvalidArgumentError("issuer keys: kid \"" + jwk.kid() + "\" twice");
+    }
+    Json j = jwk.ToJson();
+    j["alg"] = std::string(common::JwsAlgorithmName(alg));
+    AR_ASSIGN_OR_RETURN(common::Jwk with_alg, common::Jwk::FromJson(j));
+    AR_ASSIGN_OR_RETURN(common::VerificationKey key, common::VerificationKey::Create(with_alg, {alg}));
+    out->jwks.push_back(with_alg);
+    out->keys.push_back(std::move(key));
+    return Status::Ok();
+  };
+  AR_RETURN_IF_ERROR(add(signer->public_jwk(), signer->algorithm()));
+  for (const common::Jwk& other : published) {
+    if (other.kid().empty()) return common::InvalidArgumentError("issuer keys: a published key needs a kid");
+    AR_ASSIGN_OR_RETURN(common::JwsAlgorithm alg, common::ParseJwsAlgorithm(other.alg()));
+    AR_RETURN_IF_ERROR(add(other, alg));
+  }
+  out->signer = std::move(signer);
+  return std::shared_ptr<const IssuerKeys>(std::move(out));
+}
+
 Result<std::unique_ptr<VerifierCore>> VerifierCore::Create(VerifierConfig config, std::shared_ptr<store::Store> store,
                                                            std::shared_ptr<const common::Signer> issuer_key,
                                                            std::vector<common::Jwk> previous_issuer_keys,
@@ -78,27 +121,67 @@ Result<std::unique_ptr<VerifierCore>> VerifierCore::Create(VerifierConfig config
     return common::InvalidArgumentError("verifier config: issuer, token_endpoint and trust_domain are required");
   }
   if (!store || !issuer_key) return common::InvalidArgumentError("verifier: store and issuer key are required");
-  if (issuer_key->public_jwk().kid().empty()) return common::InvalidArgumentError("verifier: issuer key needs a kid");
-  AR_ASSIGN_OR_RETURN(auto ek_validator, EkCertificateValidator::Create(config.manufacturer_roots_pem));
-  std::vector<common::Jwk> jwks;
-  std::vector<common::VerificationKey> keys;
-  auto add = [&](const common::Jwk& jwk, common::JwsAlgorithm alg) -> Status {
-    Json j = jwk.ToJson();
-    j["alg"] = std::string(common::JwsAlgorithmName(alg));
-    AR_ASSIGN_OR_RETURN(common::Jwk with_alg, common::Jwk::FromJson(j));
-    AR_ASSIGN_OR_RETURN(common::VerificationKey key, common::VerificationKey::Create(with_alg, {alg}));
-    jwks.push_back(with_alg);
-    keys.push_back(std::move(key));
-    return Status::Ok();
-  };
-  AR_RETURN_IF_ERROR(add(issuer_key->public_jwk(), issuer_key->algorithm()));
-  for (const common::Jwk& old : previous_issuer_keys) {
-    AR_ASSIGN_OR_RETURN(common::JwsAlgorithm alg, common::ParseJwsAlgorithm(old.alg()));
-    AR_RETURN_IF_ERROR(add(old, alg));
+  if (config.token_rate_per_minute < 1 || config.challenge_rate_per_minute < 1) {
+    return common::InvalidArgumentError("verifier config: rate limits must be at least 1 per minute");
   }
-  return std::unique_ptr<VerifierCore>(new VerifierCore(std::move(config), std::move(store), std::move(issuer_key),
-                                                        std::move(jwks), std::move(keys), std::move(ek_validator),
-                                                        clock));
+  AR_ASSIGN_OR_RETURN(auto ek_validator, EkCertificateValidator::Create(config.manufacturer_roots_pem));
+  AR_ASSIGN_OR_RETURN(auto keys, MakeIssuerKeys(std::move(issuer_key), previous_issuer_keys));
+  return std::unique_ptr<VerifierCore>(
+      new VerifierCore(std::move(config), std::move(store), std::move(keys), std::move(ek_validator), clock));
+}
+
+std::shared_ptr<const VerifierCore::IssuerKeys> VerifierCore::issuer_keys() const {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  return issuer_keys_;
+}
+
+Result<bool> VerifierCore::RotateIssuerKeys(std::shared_ptr<const common::Signer> signer,
+                                            std::vector<common::Jwk> published, std::string_view actor) {
+  std::lock_guard<std::mutex> rotating(rotate_mu_);
+  const std::string proposed_kid = signer ? signer->public_jwk().kid() : std::string();
+  const std::shared_ptr<const IssuerKeys> old = issuer_keys();
+  const std::string old_kid = old->signer->public_jwk().kid();
+  auto kids = [](const IssuerKeys& k) {
+    std::vector<std::string> out;
+    for (std::size_t i = 1; i < k.jwks.size(); ++i) out.push_back(k.jwks[i].kid());
+    return out;
+  };
+  auto refuse = [&](const std::string& new_kid, const std::string& why) -> Status {
+    AuditBestEffort(Audit(std::string(actor), "issuer_key.rotate", new_kid, AuditDecision::kDeny, {why},
+                          {{"old_kid", old_kid}, {"new_kid", new_kid}}));
+    return common::FailedPreconditionError("issuer key rotation refused: " + why);
+  };
+  auto next = MakeIssuerKeys(std::move(signer), published);
+  if (!next.ok()) return refuse(proposed_kid, next.status().message());
+  const IssuerKeys& n = **next;
+  const std::string new_kid = n.signer->public_jwk().kid();
+  // kid -> thumbprint of a snapshot, to compare keys, not only names.
+  auto find = [](const IssuerKeys& k, const std::string& kid) -> std::optional<std::string> {
+    for (const common::Jwk& j : k.jwks) {
+      if (j.kid() == kid) return j.Thumbprint();
+    }
+    return std::nullopt;
+  };
+  for (const common::Jwk& j : n.jwks) {
+    auto before = find(*old, j.kid());
+    if (before && *before != j.Thumbprint()) return refuse(new_kid, "kid " + j.kid() + " now names another key");
+  }
+  if (new_kid != old_kid && !find(*old, new_kid)) {
+    return refuse(new_kid, "the new signing key " + new_kid + " must be published (issuer_key.published_key_ids) "
+                           "before it signs");
+  }
+  if (!find(n, old_kid)) {
+    return refuse(new_kid, "the current signing key " + old_kid + " must stay published until what it signed "
+                           "has expired; retire it in a later rotation");
+  }
+  if (new_kid == old_kid && kids(n) == kids(*old)) return false;
+  AuditRecord audit = Audit(std::string(actor), "issuer_key.rotate", new_kid, AuditDecision::kInfo, {},
+                            {{"old_kid", old_kid}, {"new_kid", new_kid}, {"old_published", kids(*old)},
+                             {"new_published", kids(n)}});
+  AR_RETURN_IF_ERROR(store_->AppendAudit(audit).status());
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  issuer_keys_ = std::move(next).value();
+  return true;
 }
 
 Json VerifierCore::Metadata() const {
@@ -115,7 +198,7 @@ Json VerifierCore::Metadata() const {
 
 Json VerifierCore::Jwks() const {
   Json keys = Json::array();
-  for (const common::Jwk& jwk : jwks_) {
+  for (const common::Jwk& jwk : issuer_keys()->jwks) {
     Json j = jwk.ToJson();
     j["use"] = "sig";
     keys.push_back(std::move(j));
@@ -233,14 +316,38 @@ Result<store::Nonce> VerifierCore::Challenge(std::string_view host_id, std::stri
   if (host->status != store::HostStatus::kApproved) {
     return Problem(StatusCode::kPermissionDenied, problem::kHostNotApproved, "host is not approved");
   }
+  const int64_t now = clock_.NowUnixSeconds();
+  PurgeExpiredOccasionally(now);
+  // Counted in the store, so every replica on the database shares the limit.
+  AR_ASSIGN_OR_RETURN(store::WindowCount recent, store_->CountHostChallengesSince(host_id, now - kRateWindowSeconds));
+  if (recent.count >= config_.challenge_rate_per_minute) {
+    AuditBestEffort(Audit(std::string(host_id), "challenge", std::string(host_id), AuditDecision::kDeny,
+                          {std::string(problem::kRateLimited)},
+                          {{"purpose", std::string(purpose)}, {"limit_per_minute", config_.challenge_rate_per_minute}}));
+    return RateLimitedError(problem::kRateLimited,
+                            "more than " + std::to_string(config_.challenge_rate_per_minute) +
+                                " challenges per minute for this host",
+                            recent.oldest + kRateWindowSeconds - now);
+  }
   AR_ASSIGN_OR_RETURN(std::string value, common::RandomToken(32));
   store::Nonce nonce;
   nonce.value = value;
   nonce.purpose = std::string(purpose);
   nonce.bound_data = common::ToBytes(host_id);
-  nonce.expires_at = clock_.NowUnixSeconds() + config_.nonce_ttl_seconds;
+  nonce.issued_at = now;
+  nonce.expires_at = now + config_.nonce_ttl_seconds;
   AR_RETURN_IF_ERROR(store_->CreateNonce(nonce));
   return nonce;
+}
+
+void VerifierCore::PurgeExpiredOccasionally(int64_t now) {
+  // At most once a minute per process; whichever thread wins the exchange
+  // purges. Nonces stay until they have also left the rate window, since
+  // the challenge limit counts them.
+  int64_t last = last_purge_.load();
+  if (now - last < kRateWindowSeconds || !last_purge_.compare_exchange_strong(last, now)) return;
+  store_->PurgeExpiredNonces(std::min(now, now - kRateWindowSeconds + config_.nonce_ttl_seconds)).status().IgnoreError();
+  store_->PurgeExpiredProofJtis(now).status().IgnoreError();
 }
 
 // ---------------------------------------------------------------- agent keys
@@ -375,7 +482,7 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   out.result.host_id = r.host_id;
   out.result.jkt = jkt;
   out.result.status = DeriveStatus(tv);
-  AR_ASSIGN_OR_RETURN(out.ear, SignEar(out.result, *issuer_key_));
+  AR_ASSIGN_OR_RETURN(out.ear, SignEar(out.result, *issuer_keys()->signer));
   AuditBestEffort(Audit(r.host_id, "attest", r.agent_id,
                         out.result.status == EarStatus::kAffirming ? AuditDecision::kAllow : AuditDecision::kDeny,
                         out.reasons,
@@ -388,17 +495,16 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
 
 // ---------------------------------------------------------------- tokens
 
-bool VerifierCore::RateLimited(const std::string& agent_id, int64_t now) {
-  std::lock_guard<std::mutex> lock(rate_mu_);
-  auto& times = token_times_[agent_id];
-  times.erase(std::remove_if(times.begin(), times.end(), [&](int64_t t) { return t <= now - 60; }), times.end());
-  if (static_cast<int64_t>(times.size()) >= config_.token_rate_per_minute) return true;
-  times.push_back(now);
-  return false;
+Result<int64_t> VerifierCore::TokenRetryAfter(const std::string& agent_id, int64_t now) {
+  // Counted in the store: every replica on the database sees the same tokens.
+  AR_ASSIGN_OR_RETURN(store::WindowCount issued, store_->CountAgentTokensSince(agent_id, now - kRateWindowSeconds));
+  if (issued.count < config_.token_rate_per_minute) return int64_t{0};
+  return std::max<int64_t>(1, issued.oldest + kRateWindowSeconds - now);
 }
 
 Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   const int64_t now = clock_.NowUnixSeconds();
+  const std::shared_ptr<const IssuerKeys> issuer = issuer_keys();  // one key set for the whole request
   StoreReplayCache replay(*store_);
   DpopRequirements req;
   req.method = "POST";
@@ -431,7 +537,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
                           {std::string(oauth_error::kInvalidDpopProof)}, {{"detail", proof.status().message()}}));
     return proof.status();
   }
-  auto ear = VerifyEar(request.subject_token, keys_, config_.issuer, clock_);
+  auto ear = VerifyEar(request.subject_token, issuer->keys, config_.issuer, clock_);
   if (!ear.ok()) {
     AuditBestEffort(Audit(proof->jkt, "token.issue", "unknown", AuditDecision::kDeny, {"invalid_attestation_result"},
                           {{"detail", ear.status().message()}}));
@@ -467,8 +573,8 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   std::optional<KeyBindingView> key;
   if (auto k = store_->GetAgentKey(ear->jkt); k.ok()) key = KeyBindingView{k->agent_id, k->host_id, k->thumbprint};
   TokenRequestView view{ParseScope(request.scope), request.audience, request.requested_ttl, proof->jkt};
-  Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now,
-                                  RateLimited(ear->agent_id, now));
+  AR_ASSIGN_OR_RETURN(int64_t retry_after, TokenRetryAfter(ear->agent_id, now));
+  Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now, retry_after > 0);
   if (!decision.allow) {
     AuditBestEffort(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny, decision.reasons,
                           {{"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", request.scope},
@@ -479,6 +585,11 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
       if (reason == reason::kAudienceNotAllowed) error = oauth_error::kInvalidTarget;
       if (reason == reason::kProofKeyMismatch) error = oauth_error::kInvalidDpopProof;
     }
+    if (decision.reasons == std::vector<std::string>{std::string(reason::kRateLimited)}) {
+      // Only the rate stands in the way: 429 with Retry-After, the OAuth
+      // error as before (invalid_grant, described as rate_limited).
+      return RateLimitedError(error, FormatScope(decision.reasons), retry_after);
+    }
     return OAuthError(StatusCode::kPermissionDenied, error, FormatScope(decision.reasons));
   }
   AR_ASSIGN_OR_RETURN(std::string jti, common::RandomToken(16));
@@ -486,7 +597,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
                  {"aud", request.audience}, {"scope", FormatScope(decision.scopes)}, {"jti", jti},
                  {"iat", now}, {"exp", now + decision.ttl}, {"cnf", {{"jkt", proof->jkt}}},
                  {"agentroot.host", ear->host_id}};
-  AR_ASSIGN_OR_RETURN(std::string token, common::SignJwt(claims, *issuer_key_, "at+jwt"));
+  AR_ASSIGN_OR_RETURN(std::string token, common::SignJwt(claims, *issuer->signer, "at+jwt"));
   store::TokenRecord record;
   record.jti = jti;
   record.request_id = proof->jkt + ":" + proof->jti;  // one token per proof
@@ -501,8 +612,17 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
                             {{"jti", jti}, {"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", record.scope},
                              {"audience", record.audience}, {"ttl", decision.ttl},
                              {"jit_scopes", decision.jit_scopes}});
-  // Durable before it is handed out (THREATS.md #14).
-  AR_ASSIGN_OR_RETURN(store::IssueTokenResult issued, store_->IssueToken(record, audit));
+  // Durable before it is handed out (THREATS.md #14). The rate limit is
+  // checked again in the same transaction: replicas racing past the count
+  // above still cannot exceed it together.
+  auto stored = store_->IssueTokenWithinRate(record, audit, now - kRateWindowSeconds, config_.token_rate_per_minute);
+  if (stored.status().code() == StatusCode::kResourceExhausted) {
+    AuditBestEffort(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny,
+                          {std::string(reason::kRateLimited)}, {{"host", ear->host_id}, {"jkt", proof->jkt}}));
+    auto again = TokenRetryAfter(ear->agent_id, now);
+    return RateLimitedError(oauth_error::kInvalidGrant, reason::kRateLimited, again.ok() ? *again : kRateWindowSeconds);
+  }
+  AR_ASSIGN_OR_RETURN(store::IssueTokenResult issued, std::move(stored));
   if (!issued.created) return common::AbortedError("token request already answered");
   return IssuedToken{std::move(token), jti, decision.ttl, record.scope};
 }
@@ -522,7 +642,7 @@ Json VerifierCore::Introspect(std::string_view token) {
   options.issuer = config_.issuer;
   options.typ = "at+jwt";
   options.clock = &clock_;
-  auto verified = common::VerifyJwt(token, keys_, options);
+  auto verified = common::VerifyJwt(token, issuer_keys()->keys, options);
   if (!verified.ok()) return Json{{"active", false}};
   const Json& c = verified->claims;
   if (!c.contains("jti") || !c["jti"].is_string()) return Json{{"active", false}};
@@ -541,7 +661,7 @@ Status VerifierCore::Revoke(std::string_view token, std::string_view actor) {
   options.typ = "at+jwt";
   options.leeway = std::chrono::seconds(300);
   options.clock = &clock_;
-  auto verified = common::VerifyJwt(token, keys_, options);
+  auto verified = common::VerifyJwt(token, issuer_keys()->keys, options);
   // RFC 7009: an invalid or unknown token is not an error for the caller.
   if (!verified.ok() || !verified->claims.contains("jti")) return Status::Ok();
   std::string jti = verified->claims["jti"].get<std::string>();

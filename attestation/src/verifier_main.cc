@@ -51,6 +51,9 @@ struct Settings {
   std::vector<std::string> auto_approve_groups;
   uint32_t measurement_pcr = 15;
   bool require_dpop_nonce = false;
+  int64_t token_rate_per_minute = agentroot::attestation::VerifierConfig{}.token_rate_per_minute;
+  int64_t challenge_rate_per_minute = agentroot::attestation::VerifierConfig{}.challenge_rate_per_minute;
+  std::vector<std::string> key_published_ids;  // kept in the JWKS beside key_id
   std::string key_backend = "pkcs11", key_module = "/usr/lib/softhsm/libsofthsm2.so", key_token = "agentroot",
               key_pin_env = "AGENTROOT_ISSUER_PIN", key_id = "issuer-1", key_dir;
   bool dev = false;
@@ -62,16 +65,42 @@ struct Settings {
   std::vector<Operator> bootstrap_operators;
 };
 
-Status LoadToml(Settings& s) {
-  toml::table t;
+Result<toml::table> ParseConfig(const std::string& path) {
   try {
-    t = toml::parse_file(s.config_path);
+    return toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     std::ostringstream where;
     where << e.source().begin;
-    return agentroot::common::InvalidArgumentError("config " + s.config_path + ": " + std::string(e.description()) +
-                                                   " at " + where.str());
+    return agentroot::common::InvalidArgumentError("config " + path + ": " + std::string(e.description()) + " at " +
+                                                   where.str());
   }
+}
+
+// The [issuer_key] section: read at start and again on SIGHUP.
+Status LoadIssuerKeySection(const toml::table& t, Settings& s) {
+  s.key_backend = t["issuer_key"]["backend"].value_or(s.key_backend);
+  s.key_module = t["issuer_key"]["module"].value_or(s.key_module);
+  s.key_token = t["issuer_key"]["token"].value_or(s.key_token);
+  s.key_pin_env = t["issuer_key"]["pin_env"].value_or(s.key_pin_env);
+  s.key_id = t["issuer_key"]["key_id"].value_or(s.key_id);
+  s.key_dir = t["issuer_key"]["dir"].value_or(s.key_dir);
+  s.key_published_ids.clear();
+  if (auto node = t["issuer_key"]["published_key_ids"]; node) {
+    auto* ids = node.as_array();
+    if (ids == nullptr) return agentroot::common::InvalidArgumentError("issuer_key.published_key_ids must be an array");
+    for (auto& id : *ids) {
+      auto text = id.value<std::string>();
+      if (!text || text->empty()) {
+        return agentroot::common::InvalidArgumentError("issuer_key.published_key_ids holds non-empty strings");
+      }
+      s.key_published_ids.push_back(*text);
+    }
+  }
+  return Status::Ok();
+}
+
+Status LoadToml(Settings& s) {
+  AR_ASSIGN_OR_RETURN(toml::table t, ParseConfig(s.config_path));
   s.listen = t["server"]["listen"].value_or(s.listen);
   s.tls_certificate = t["server"]["tls_certificate"].value_or(s.tls_certificate);
   s.tls_private_key = t["server"]["tls_private_key"].value_or(s.tls_private_key);
@@ -83,16 +112,13 @@ Status LoadToml(Settings& s) {
   s.manufacturer_roots = t["verifier"]["manufacturer_roots"].value_or(s.manufacturer_roots);
   s.measurement_pcr = t["verifier"]["measurement_pcr"].value_or(s.measurement_pcr);
   s.require_dpop_nonce = t["verifier"]["require_dpop_nonce"].value_or(s.require_dpop_nonce);
+  s.token_rate_per_minute = t["verifier"]["token_rate_per_minute"].value_or(s.token_rate_per_minute);
+  s.challenge_rate_per_minute = t["verifier"]["challenge_rate_per_minute"].value_or(s.challenge_rate_per_minute);
   if (auto* groups = t["verifier"]["auto_approve_groups"].as_array()) {
     for (auto& g : *groups) s.auto_approve_groups.push_back(g.value_or(std::string()));
   }
   s.store_uri = t["store"]["uri"].value_or(s.store_uri);
-  s.key_backend = t["issuer_key"]["backend"].value_or(s.key_backend);
-  s.key_module = t["issuer_key"]["module"].value_or(s.key_module);
-  s.key_token = t["issuer_key"]["token"].value_or(s.key_token);
-  s.key_pin_env = t["issuer_key"]["pin_env"].value_or(s.key_pin_env);
-  s.key_id = t["issuer_key"]["key_id"].value_or(s.key_id);
-  s.key_dir = t["issuer_key"]["dir"].value_or(s.key_dir);
+  AR_RETURN_IF_ERROR(LoadIssuerKeySection(t, s));
   if (auto* refs = t["pcr_references"].as_table()) {
     for (auto& [group, pcrs] : *refs) {
       auto* table = pcrs.as_table();
@@ -120,8 +146,7 @@ Status LoadToml(Settings& s) {
   return Status::Ok();
 }
 
-Result<std::shared_ptr<agentroot::hsm::Key>> OpenIssuerKey(const Settings& s) {
-  std::unique_ptr<agentroot::hsm::KeyManager> manager;
+Result<std::unique_ptr<agentroot::hsm::KeyManager>> OpenKeyManager(const Settings& s) {
   if (s.key_backend == "pkcs11") {
     const char* pin = std::getenv(s.key_pin_env.c_str());
     if (pin == nullptr || *pin == '\0') {
@@ -132,8 +157,9 @@ Result<std::shared_ptr<agentroot::hsm::Key>> OpenIssuerKey(const Settings& s) {
     config.token_label = s.key_token;
     config.pin = agentroot::common::SecretBytes(agentroot::common::AsBytes(pin));
     AR_ASSIGN_OR_RETURN(auto pkcs11, agentroot::hsm::Pkcs11KeyManager::Create(std::move(config)));
-    manager = std::move(pkcs11);
-  } else if (s.key_backend == "file") {
+    return std::unique_ptr<agentroot::hsm::KeyManager>(std::move(pkcs11));
+  }
+  if (s.key_backend == "file") {
     if (!s.dev) {
       return agentroot::common::FailedPreconditionError(
           "issuer key: the file backend keeps the key unprotected on disk; it is allowed only with --dev");
@@ -141,18 +167,17 @@ Result<std::shared_ptr<agentroot::hsm::Key>> OpenIssuerKey(const Settings& s) {
     if (s.key_dir.empty()) return agentroot::common::InvalidArgumentError("issuer key: issuer_key.dir is required");
     AR_ASSIGN_OR_RETURN(auto software, agentroot::hsm::SoftwareKeyManager::Create(
                                            s.key_dir, agentroot::hsm::InsecureKeys::kAcceptedForTesting));
-    manager = std::move(software);
-  } else {
-    return agentroot::common::InvalidArgumentError("issuer key: backend must be pkcs11 or file");
+    return std::unique_ptr<agentroot::hsm::KeyManager>(std::move(software));
   }
-  auto key = manager->Get(s.key_id);
-  if (key.status().code() == agentroot::common::StatusCode::kNotFound) {
-    Log("info", "generating the issuer key", {{"backend", s.key_backend}, {"key_id", s.key_id}});
-    key = manager->Generate(s.key_id, agentroot::hsm::KeyPolicy{});
-  }
-  if (!key.ok()) return key.status();
-  // The key outlives the manager (backends keep what a Key needs alive).
-  return std::move(key).value();
+  return agentroot::common::InvalidArgumentError("issuer key: backend must be pkcs11 or file");
+}
+
+// A key's public JWK carrying its id as kid and its algorithm as alg.
+Result<agentroot::common::Jwk> PublishedJwk(const agentroot::hsm::Key& key, const std::string& id) {
+  Json j = key.public_jwk().ToJson();
+  j["kid"] = id;
+  j["alg"] = std::string(agentroot::common::JwsAlgorithmName(key.algorithm()));
+  return agentroot::common::Jwk::FromJson(j);
 }
 
 // An hsm::Key whose JWK carries the configured kid.
@@ -170,6 +195,62 @@ class KidSigner final : public agentroot::common::Signer {
   std::shared_ptr<agentroot::hsm::Key> key_;
   agentroot::common::Jwk jwk_;
 };
+
+struct IssuerKeySet {
+  std::shared_ptr<const agentroot::common::Signer> signer;  // issuer_key.key_id
+  std::vector<agentroot::common::Jwk> published;            // issuer_key.published_key_ids
+};
+
+// Every key by id from one KeyManager. Only the signing key at first start
+// is generated when missing; a missing published key is an error.
+Result<IssuerKeySet> LoadIssuerKeys(const Settings& s, bool generate_missing_signer) {
+  AR_ASSIGN_OR_RETURN(auto manager, OpenKeyManager(s));
+  auto key = manager->Get(s.key_id);
+  if (key.status().code() == agentroot::common::StatusCode::kNotFound && generate_missing_signer) {
+    Log("info", "generating the issuer key", {{"backend", s.key_backend}, {"key_id", s.key_id}});
+    key = manager->Generate(s.key_id, agentroot::hsm::KeyPolicy{});
+  }
+  if (!key.ok()) return key.status().WithContext("issuer_key.key_id \"" + s.key_id + "\"");
+  IssuerKeySet out;
+  // The keys outlive the manager (backends keep what a Key needs alive).
+  AR_ASSIGN_OR_RETURN(auto jwk, PublishedJwk(**key, s.key_id));
+  out.signer = std::make_shared<KidSigner>(std::move(key).value(), std::move(jwk));
+  for (const std::string& id : s.key_published_ids) {
+    auto published = manager->Get(id);
+    if (published.status().code() == agentroot::common::StatusCode::kNotFound) {
+      return agentroot::common::NotFoundError("issuer_key.published_key_ids: no key \"" + id + "\" in the " +
+                                              s.key_backend + " backend (create it there first)");
+    }
+    if (!published.ok()) return published.status().WithContext("issuer_key.published_key_ids \"" + id + "\"");
+    AR_ASSIGN_OR_RETURN(auto published_jwk, PublishedJwk(**published, id));
+    out.published.push_back(std::move(published_jwk));
+  }
+  return out;
+}
+
+// SIGHUP: the [issuer_key] section again, all keys loaded, then one swap.
+// Anything wrong leaves the keys in force as they were.
+void ReloadIssuerKeys(const Settings& running, agentroot::attestation::VerifierCore& core) {
+  if (running.config_path.empty()) {
+    Log("warning", "SIGHUP: no config file to reload");
+    return;
+  }
+  auto fail = [](const Status& status) {
+    Log("error", "issuer key reload refused; the current keys stay in force", {{"error", status.ToString()}});
+  };
+  auto table = ParseConfig(running.config_path);
+  if (!table.ok()) return fail(table.status());
+  Settings next;  // defaults, then the file's [issuer_key]
+  next.dev = running.dev;
+  if (Status st = LoadIssuerKeySection(*table, next); !st.ok()) return fail(st);
+  auto keys = LoadIssuerKeys(next, /*generate_missing_signer=*/false);
+  if (!keys.ok()) return fail(keys.status());
+  const std::string old_kid = core.issuer_keys()->signer->public_jwk().kid();
+  auto rotated = core.RotateIssuerKeys(keys->signer, keys->published, "config");
+  if (!rotated.ok()) return fail(rotated.status());
+  Log("info", *rotated ? "issuer keys rotated" : "issuer keys unchanged",
+      {{"old_kid", old_kid}, {"kid", next.key_id}, {"published_key_ids", next.key_published_ids}});
+}
 
 // `flags` holds the command line; `given` names the flags actually used.
 // The file is read first, then every given flag overrides its setting.
@@ -202,7 +283,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   int port = std::atoi(s.listen.c_str() + colon + 1);
   if (port < 0 || port > 65535) return agentroot::common::InvalidArgumentError("listen: bad port");
 
-  agentroot::http::BlockShutdownSignals();
+  agentroot::http::BlockShutdownSignals(/*reload=*/true);
   AR_ASSIGN_OR_RETURN(std::string roots, ReadFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
   AR_ASSIGN_OR_RETURN(std::string cert, ReadFile(s.tls_certificate, "server.tls_certificate"));
   AR_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(s.tls_private_key, "server.tls_private_key"));
@@ -231,13 +312,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
     Log("info", "bootstrap operator created", {{"operator", op.id}});
   }
 
-  AR_ASSIGN_OR_RETURN(auto issuer_key, OpenIssuerKey(s));
-  AR_ASSIGN_OR_RETURN(auto jwk, agentroot::common::Jwk::FromJson([&] {
-    Json j = issuer_key->public_jwk().ToJson();
-    j["kid"] = s.key_id;
-    return j;
-  }()));
-  auto signer = std::make_shared<KidSigner>(issuer_key, jwk);
+  AR_ASSIGN_OR_RETURN(IssuerKeySet issuer_keys, LoadIssuerKeys(s, /*generate_missing_signer=*/true));
 
   agentroot::attestation::VerifierConfig config;
   config.issuer = s.issuer;
@@ -248,8 +323,11 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   config.pcr_references = s.pcr_references;
   config.measurement_pcr = s.measurement_pcr;
   config.require_dpop_nonce = s.require_dpop_nonce;
-  AR_ASSIGN_OR_RETURN(auto core, agentroot::attestation::VerifierCore::Create(config, shared_store, signer, {},
-                                                                             agentroot::common::Clock::System()));
+  config.token_rate_per_minute = s.token_rate_per_minute;
+  config.challenge_rate_per_minute = s.challenge_rate_per_minute;
+  AR_ASSIGN_OR_RETURN(auto core, agentroot::attestation::VerifierCore::Create(
+                                     config, shared_store, issuer_keys.signer, issuer_keys.published,
+                                     agentroot::common::Clock::System()));
   std::shared_ptr<agentroot::attestation::VerifierCore> shared_core(std::move(core));
 
   agentroot::http::ServerOptions options;
@@ -272,8 +350,9 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   AR_RETURN_IF_ERROR(service.Register(*server));
   AR_RETURN_IF_ERROR(server->Start());
   Log("info", "listening", {{"address", address}, {"port", server->port()}, {"issuer", s.issuer},
-                            {"store", shared_store->backend()}, {"issuer_key", s.key_backend}});
-  int sig = agentroot::http::WaitForShutdownSignal();
+                            {"store", shared_store->backend()}, {"issuer_key", s.key_backend},
+                            {"kid", s.key_id}, {"published_key_ids", s.key_published_ids}});
+  int sig = agentroot::http::WaitForShutdownSignal([&] { ReloadIssuerKeys(s, *shared_core); });
   Log("info", "shutting down", {{"signal", sig}});
   server->Stop(std::chrono::seconds(10));
   return Status::Ok();

@@ -43,17 +43,24 @@ Response Problem(const Status& status) {
   }
   int http_status = HttpStatusFor(status.code());
   if (http_status == 500) detail = "internal error";
-  return http::ProblemResponse(http_status, "urn:agentroot:problem:" + code, code, detail);
+  Response r = http::ProblemResponse(http_status, "urn:agentroot:problem:" + code, code, detail);
+  if (auto retry = RetryAfterOf(status)) r.headers.emplace("Retry-After", std::to_string(*retry));
+  return r;
 }
 
 Response OAuthErrorResponse(const Status& status) {
   std::string_view error = OAuthErrorOf(status);
   std::string_view message = status.message();
   std::string detail(message.size() > error.size() + 2 ? message.substr(error.size() + 2) : message);
-  int code = status.code() == StatusCode::kUnavailable ? 503 : status.code() == StatusCode::kInternal ? 500 : 400;
+  const std::optional<int64_t> retry = RetryAfterOf(status);
+  int code = status.code() == StatusCode::kUnavailable ? 503
+             : status.code() == StatusCode::kInternal  ? 500
+             : retry                                   ? 429
+                                                       : 400;
   if (code == 500) detail = "internal error";
   Response r = http::JsonResponse(code, Json{{"error", std::string(error)}, {"error_description", detail}});
   r.headers.emplace("Cache-Control", "no-store");
+  if (retry) r.headers.emplace("Retry-After", std::to_string(*retry));
   return r;
 }
 

@@ -132,9 +132,21 @@ CREATE INDEX proof_jtis_by_expiry ON proof_jtis (expires_at);
 CREATE INDEX issued_tokens_by_host ON issued_tokens (host_id);
 )sql";
 
+// Rate limits counted in the store: tokens per agent and challenges per host
+// in the last minute. The challenge index is partial: enrollment nonces bind
+// large JSON and are never counted.
+constexpr std::string_view kSqliteV3 = R"sql(
+ALTER TABLE nonces ADD COLUMN issued_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX nonces_challenges_by_host ON nonces (bound_data, issued_at)
+  WHERE purpose IN ('attest', 'certify');
+CREATE INDEX issued_tokens_by_agent_time ON issued_tokens (agent_id, issued_at);
+DROP INDEX issued_tokens_by_agent;
+)sql";
+
 constexpr Migration kSqliteMigrations[] = {
     {1, "hosts, operators, agents, manifests, keys, nonces, tokens, audit log", kSqliteV1},
     {2, "DPoP proof jti replay cache; tokens by host", kSqliteV2},
+    {3, "rate limits: nonce issue times, challenges by host, tokens by agent and time", kSqliteV3},
 };
 
 // ---- PostgreSQL -------------------------------------------------------------
@@ -263,9 +275,18 @@ CREATE INDEX proof_jtis_by_expiry ON proof_jtis (expires_at);
 CREATE INDEX issued_tokens_by_host ON issued_tokens (host_id);
 )sql";
 
+constexpr std::string_view kPostgresV3 = R"sql(
+ALTER TABLE nonces ADD COLUMN issued_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX nonces_challenges_by_host ON nonces (bound_data, issued_at)
+  WHERE purpose IN ('attest', 'certify');
+CREATE INDEX issued_tokens_by_agent_time ON issued_tokens (agent_id, issued_at);
+DROP INDEX issued_tokens_by_agent;
+)sql";
+
 constexpr Migration kPostgresMigrations[] = {
     {1, "hosts, operators, agents, manifests, keys, nonces, tokens, audit log", kPostgresV1},
     {2, "DPoP proof jti replay cache; tokens by host", kPostgresV2},
+    {3, "rate limits: nonce issue times, challenges by host, tokens by agent and time", kPostgresV3},
 };
 
 static_assert(std::size(kSqliteMigrations) == std::size(kPostgresMigrations),

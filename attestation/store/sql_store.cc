@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -647,9 +648,10 @@ class SqlStore final : public Store {
     AR_RETURN_IF_ERROR(RequireNonEmpty(nonce.value, "nonce"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(nonce.purpose, "nonce purpose"));
     return Write(nullptr, [&](SqlConnection& c) -> Status {
-      return c.Exec("INSERT INTO nonces (value, purpose, bound_data, expires_at, consumed_at) "
-                    "VALUES ($1, $2, $3, $4, NULL)",
-                    {nonce.value, nonce.purpose, ByteView(nonce.bound_data), nonce.expires_at})
+      return c.Exec("INSERT INTO nonces (value, purpose, bound_data, expires_at, consumed_at, issued_at) "
+                    "VALUES ($1, $2, $3, $4, NULL, $5)",
+                    {nonce.value, nonce.purpose, ByteView(nonce.bound_data), nonce.expires_at,
+                     nonce.issued_at != 0 ? nonce.issued_at : Now()})
           .status();
     });
   }
@@ -684,9 +686,27 @@ class SqlStore final : public Store {
     return Delete("DELETE FROM nonces WHERE expires_at <= $1", now);
   }
 
+  Result<WindowCount> CountHostChallengesSince(std::string_view host_id, int64_t since) override {
+    // The purpose condition is the partial index's (nonces_challenges_by_host).
+    return CountWindow("SELECT COUNT(*), MIN(issued_at) FROM nonces WHERE purpose IN ('attest', 'certify') "
+                       "AND bound_data = $1 AND issued_at > $2",
+                       {ByteView(common::AsBytes(host_id)), since});
+  }
+
   // ---- tokens ----
 
   Result<IssueTokenResult> IssueToken(const TokenRecord& token, const AuditRecord& audit) override {
+    return IssueTokenLimited(token, audit, std::nullopt);
+  }
+
+  Result<IssueTokenResult> IssueTokenWithinRate(const TokenRecord& token, const AuditRecord& audit,
+                                                int64_t window_start, int64_t max_in_window) override {
+    return IssueTokenLimited(token, audit, std::pair{window_start, max_in_window});
+  }
+
+  // `limit`: (window_start, max_in_window) for the token's agent.
+  Result<IssueTokenResult> IssueTokenLimited(const TokenRecord& token, const AuditRecord& audit,
+                                             std::optional<std::pair<int64_t, int64_t>> limit) {
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.jti, "jti"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.request_id, "request id"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.agent_id, "agent id"));
@@ -711,7 +731,17 @@ class SqlStore final : public Store {
     SqlConnection& c = *lease;
     AR_RETURN_IF_ERROR(c.BeginWrite());
     Status status = [&]() -> Status {
+      // Every token issue takes this lock, on every replica: the count
+      // below sees all tokens committed before it and none can slip in.
       AR_RETURN_IF_ERROR(c.LockAuditChain());
+      if (limit) {
+        AR_ASSIGN_OR_RETURN(SqlResult counted,
+                            c.Exec("SELECT COUNT(*) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
+                                   {token.agent_id, limit->first}));
+        if (!counted.rows.empty() && counted.rows[0].Int(0) >= limit->second) {
+          return common::ResourceExhaustedError("the agent reached its token rate limit");  // rolled back below
+        }
+      }
       AR_ASSIGN_OR_RETURN(SqlResult inserted,
                           c.Exec(Sql("INSERT INTO issued_tokens (", kTokenColumns,
                                      ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) "
@@ -745,6 +775,11 @@ class SqlStore final : public Store {
     return GetOne<TokenRecord>(
         Sql("SELECT ", kTokenColumns, " FROM issued_tokens WHERE jti = $1"), {jti},
         [](const SqlRow& r) -> Result<TokenRecord> { return TokenFromRow(r); }, "token");
+  }
+
+  Result<WindowCount> CountAgentTokensSince(std::string_view agent_id, int64_t since) override {
+    return CountWindow("SELECT COUNT(*), MIN(issued_at) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
+                       {agent_id, since});
   }
 
   Status RevokeToken(std::string_view jti, const AuditRecord* audit) override {
@@ -1001,6 +1036,13 @@ class SqlStore final : public Store {
     });
     if (!written.ok()) return written;
     return count;
+  }
+
+  Result<WindowCount> CountWindow(std::string_view sql, std::initializer_list<internal::SqlParam> params) {
+    return GetOne<WindowCount>(
+        sql, params,
+        [](const SqlRow& r) -> Result<WindowCount> { return WindowCount{r.Int(0), r.IsNull(1) ? 0 : r.Int(1)}; },
+        "count");
   }
 
   template <typename T, typename Map>

@@ -4,15 +4,20 @@
 // validation by a resource server. Then every refusal, each on its own.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/measurement.h"
 #include "agentroot/attestation/tpm_public.h"
 #include "agentroot/attestation/verifier.h"
+#include "agentroot/common/jwt.h"
 #include "agentroot/hsm/tpm/tpm_attestor.h"
 #include "agentroot/hsm/tpm/tpm_device.h"
 #include "agentroot/hsm/tpm/tpm_key_manager.h"
@@ -453,6 +458,286 @@ TEST_F(VerifierFlowTest, DpopNonceWhenRequired) {
   auto old = strict->IssueDpopNonce();
   clock_->Advance(std::chrono::seconds(config.dpop_nonce_ttl_seconds + 1));
   EXPECT_EQ(attestation::OAuthErrorOf(request(*old).status()), attestation::oauth_error::kUseDpopNonce);
+}
+
+// ---------------------------------------------------------------- issuer key rotation
+
+// The public JWK of `signer` as the JWKS publishes it (kid + alg).
+common::Jwk Published(const common::Signer& signer) {
+  Json j = signer.public_jwk().ToJson();
+  j["alg"] = std::string(common::JwsAlgorithmName(signer.algorithm()));
+  return std::move(common::Jwk::FromJson(j)).value();
+}
+
+std::vector<std::string> JwksKids(const VerifierCore& core) {
+  std::vector<std::string> kids;
+  const Json jwks = core.Jwks();
+  for (const Json& k : jwks["keys"]) kids.push_back(k["kid"].get<std::string>());
+  return kids;
+}
+
+std::string KidOf(const std::string& jwt) {
+  auto header = common::Base64UrlDecode(jwt.substr(0, jwt.find('.')));
+  return Json::parse(common::ToString(*header))["kid"].get<std::string>();
+}
+
+TEST_F(VerifierFlowTest, IssuerKeyRotationPublishSwitchRetire) {
+  auto key = Provision();
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  const std::string old_ear = outcome->ear;  // signed by issuer-1
+  EXPECT_EQ(KidOf(old_ear), "issuer-1");
+  auto old_token = Token(old_ear, *key);
+  ASSERT_TRUE(old_token.ok()) << old_token.status().ToString();
+  EXPECT_EQ(KidOf(old_token->access_token), "issuer-1");
+  std::shared_ptr<common::Signer> next =
+      std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-2")).value();
+
+  // Refused, and nothing changes: signing with a key nobody has seen yet,
+  // or a kid that names another key.
+  auto unpublished = core_->RotateIssuerKeys(next, {}, "config");
+  ASSERT_FALSE(unpublished.ok());
+  EXPECT_EQ(unpublished.status().code(), common::StatusCode::kFailedPrecondition);
+  std::shared_ptr<common::Signer> impostor =
+      std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-1")).value();
+  EXPECT_FALSE(core_->RotateIssuerKeys(issuer_, {Published(*impostor)}, "config").ok());
+  EXPECT_EQ(JwksKids(*core_), (std::vector<std::string>{"issuer-1"}));
+
+  // 1. Publish the next key.
+  auto published = core_->RotateIssuerKeys(issuer_, {Published(*next)}, "config");
+  ASSERT_TRUE(published.ok()) << published.status().ToString();
+  EXPECT_TRUE(*published);
+  EXPECT_EQ(JwksKids(*core_), (std::vector<std::string>{"issuer-1", "issuer-2"}));
+  EXPECT_FALSE(*core_->RotateIssuerKeys(issuer_, {Published(*next)}, "config"));  // unchanged: a no-op
+  // Dropping the signing key from the JWKS in the same step as the switch is refused.
+  EXPECT_FALSE(core_->RotateIssuerKeys(next, {}, "config").ok());
+
+  // 2. Switch: issuer-2 signs, issuer-1 stays published.
+  auto switched = core_->RotateIssuerKeys(next, {Published(*issuer_)}, "config");
+  ASSERT_TRUE(switched.ok()) << switched.status().ToString();
+  EXPECT_EQ(JwksKids(*core_), (std::vector<std::string>{"issuer-2", "issuer-1"}));
+  // The EAR signed by issuer-1 within its TTL is still accepted; new tokens carry issuer-2.
+  auto new_token = Token(old_ear, *key);
+  ASSERT_TRUE(new_token.ok()) << new_token.status().ToString();
+  EXPECT_EQ(KidOf(new_token->access_token), "issuer-2");
+  auto new_outcome = Attest(*key, {Event(1), Event(2)});
+  ASSERT_TRUE(new_outcome.ok()) << new_outcome.status().ToString();
+  EXPECT_EQ(KidOf(new_outcome->ear), "issuer-2");
+  EXPECT_TRUE(core_->Introspect(old_token->access_token)["active"].get<bool>());
+  EXPECT_TRUE(core_->Introspect(new_token->access_token)["active"].get<bool>());
+  // A resource server with the JWKS validates both.
+  std::string jwks = core_->Jwks().dump();
+  auto parsed = attestation::ParseJwks(jwks);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  common::JwtValidationOptions options;
+  options.issuer = "https://verifier.test";
+  options.typ = "at+jwt";
+  options.clock = clock_.get();
+  EXPECT_TRUE(common::VerifyJwt(old_token->access_token, *parsed, options).ok());
+  EXPECT_TRUE(common::VerifyJwt(new_token->access_token, *parsed, options).ok());
+
+  // 3. Retire issuer-1: what it signed no longer verifies.
+  auto retired = core_->RotateIssuerKeys(next, {}, "config");
+  ASSERT_TRUE(retired.ok()) << retired.status().ToString();
+  EXPECT_EQ(JwksKids(*core_), (std::vector<std::string>{"issuer-2"}));
+  auto refused = Token(old_ear, *key);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(attestation::OAuthErrorOf(refused.status()), attestation::oauth_error::kInvalidGrant);
+  EXPECT_NE(refused.status().message().find("attestation result is not valid"), std::string::npos);
+  EXPECT_FALSE(core_->Introspect(old_token->access_token)["active"].get<bool>());
+  EXPECT_TRUE(core_->Introspect(new_token->access_token)["active"].get<bool>());
+  EXPECT_TRUE(Token(new_outcome->ear, *key).ok());
+
+  // Every rotation is audited with old and new kid; refusals as denials.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  int rotations = 0, refusals = 0;
+  std::istringstream lines(exported->jsonl);
+  for (std::string line; std::getline(lines, line);) {
+    Json record = Json::parse(line);
+    if (record["action"] != "issuer_key.rotate") continue;
+    EXPECT_EQ(record["actor"], "config");
+    EXPECT_TRUE(record["details"].contains("old_kid") && record["details"].contains("new_kid")) << line;
+    if (record["decision"] == "info") ++rotations;
+    if (record["decision"] == "deny") ++refusals;
+  }
+  EXPECT_EQ(rotations, 3);
+  EXPECT_EQ(refusals, 3);
+}
+
+TEST_F(VerifierFlowTest, TokensIssuedDuringRotationsAllVerify) {
+  auto key = Provision();
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  std::shared_ptr<common::Signer> next =
+      std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-2")).value();
+  ASSERT_TRUE(core_->RotateIssuerKeys(issuer_, {Published(*next)}, "config").ok());
+  std::mutex proof_mu;  // the TPM key signs one proof at a time
+  std::vector<std::string> tokens[2];
+  std::atomic<int> failures{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> issuers;
+  for (int t = 0; t < 2; ++t) {
+    issuers.emplace_back([&, t] {
+      for (int i = 0; i < 12; ++i) {
+        attestation::TokenExchange exchange;
+        exchange.subject_token = outcome->ear;
+        {
+          std::lock_guard<std::mutex> lock(proof_mu);
+          exchange.dpop_proof = *attestation::CreateDpopProof(*key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+        }
+        exchange.scope = "crm.read";
+        exchange.audience = kAudience;
+        auto issued = core_->Token(exchange);
+        if (issued.ok()) {
+          tokens[t].push_back(issued->access_token);
+        } else {
+          ++failures;
+          ADD_FAILURE() << issued.status().ToString();
+        }
+      }
+    });
+  }
+  int rotations = 0;
+  std::thread rotator([&] {
+    // Back and forth between the two keys, each published while the other signs.
+    while (!done.load()) {
+      bool even = rotations % 2 == 0;
+      auto r = core_->RotateIssuerKeys(even ? std::shared_ptr<const common::Signer>(next) : issuer_,
+                                       {Published(even ? static_cast<const common::Signer&>(*issuer_) : *next)}, "config");
+      if (!r.ok()) ADD_FAILURE() << r.status().ToString();
+      ++rotations;
+      std::this_thread::yield();
+    }
+  });
+  for (auto& t : issuers) t.join();
+  done = true;
+  rotator.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GE(rotations, 1);
+  auto parsed = attestation::ParseJwks(core_->Jwks().dump());
+  ASSERT_TRUE(parsed.ok());
+  common::JwtValidationOptions options;
+  options.issuer = "https://verifier.test";
+  options.typ = "at+jwt";
+  options.clock = clock_.get();
+  std::set<std::string> kids;
+  for (const auto& list : tokens) {
+    EXPECT_EQ(list.size(), 12u);
+    for (const std::string& token : list) {
+      EXPECT_TRUE(common::VerifyJwt(token, *parsed, options).ok());
+      kids.insert(KidOf(token));
+    }
+  }
+  EXPECT_FALSE(kids.empty());
+}
+
+// ---------------------------------------------------------------- rate limits
+
+TEST_F(VerifierFlowTest, TwoVerifiersOnOneDatabaseShareTheRateLimits) {
+  auto key = Provision();  // one certify challenge
+  const attestation::MeasurementEvent first = Event(1);  // its time is part of its digest
+  auto outcome = Attest(*key, {first});  // one attest challenge
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  const std::string host = machines_[0].host_id;
+  // Two replicas with their own store connections on the fixture's database.
+  attestation::VerifierConfig config = core_->config();
+  config.token_rate_per_minute = 2;
+  config.challenge_rate_per_minute = 4;
+  std::shared_ptr<attestation::store::Store> second_store(
+      std::move(attestation::store::Store::Open("sqlite:" + (dir_ / "verifier.db").string(), *clock_)).value());
+  auto a = std::move(VerifierCore::Create(config, store_, issuer_, {}, *clock_)).value();
+  auto b = std::move(VerifierCore::Create(config, second_store, issuer_, {}, *clock_)).value();
+  auto token = [&](VerifierCore& core) {
+    attestation::TokenExchange exchange;
+    exchange.subject_token = outcome->ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(*key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+    exchange.scope = "crm.read";
+    exchange.audience = kAudience;
+    return core.Token(exchange);
+  };
+  auto expect_limited = [](const common::Status& status, std::string_view error) {
+    EXPECT_EQ(status.code(), common::StatusCode::kResourceExhausted) << status.ToString();
+    EXPECT_EQ(status.message().substr(0, error.size() + 1), std::string(error) + ":") << status.ToString();
+    auto retry = attestation::RetryAfterOf(status);
+    ASSERT_TRUE(retry.has_value()) << status.ToString();
+    EXPECT_GE(*retry, 1);
+    EXPECT_LE(*retry, attestation::kRateWindowSeconds);
+  };
+
+  // Tokens: two per minute for the agent, across both replicas.
+  ASSERT_TRUE(token(*a).ok());
+  clock_->Advance(std::chrono::seconds(10));
+  ASSERT_TRUE(token(*b).ok());
+  auto third = token(*a);
+  ASSERT_FALSE(third.ok());
+  // The OAuth error stays what it was (invalid_grant, described rate_limited).
+  expect_limited(third.status(), attestation::oauth_error::kInvalidGrant);
+  EXPECT_NE(third.status().message().find("rate_limited"), std::string::npos);
+  EXPECT_EQ(attestation::RetryAfterOf(third.status()), 50);  // the first token leaves the window in 50 s
+  expect_limited(token(*b).status(), attestation::oauth_error::kInvalidGrant);
+  clock_->Advance(std::chrono::seconds(51));
+  EXPECT_TRUE(token(*b).ok());
+
+  // Challenges: four per minute for the host, across both replicas (the
+  // fixture's two are out of the window by now).
+  EXPECT_TRUE(a->Challenge(host, "attest").ok());
+  EXPECT_TRUE(b->Challenge(host, "certify").ok());
+  EXPECT_TRUE(a->Challenge(host, "attest").ok());
+  EXPECT_TRUE(b->Challenge(host, "attest").ok());
+  auto fifth = a->Challenge(host, "attest");
+  ASSERT_FALSE(fifth.ok());
+  expect_limited(fifth.status(), attestation::problem::kRateLimited);
+  expect_limited(b->Challenge(host, "certify").status(), attestation::problem::kRateLimited);
+  clock_->Advance(std::chrono::seconds(61));
+  EXPECT_TRUE(b->Challenge(host, "attest").ok());
+
+  // Both kinds of refusal are audited as denials with the reason.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  int token_denials = 0, challenge_denials = 0;
+  std::istringstream lines(exported->jsonl);
+  for (std::string line; std::getline(lines, line);) {
+    Json record = Json::parse(line);
+    if (record["decision"] != "deny" || record["reasons"] != Json::array({"rate_limited"})) continue;
+    if (record["action"] == "token.issue") ++token_denials;
+    if (record["action"] == "challenge") ++challenge_denials;
+  }
+  EXPECT_EQ(token_denials, 2);
+  EXPECT_EQ(challenge_denials, 2);
+
+  // Racing: eight requests at once on both replicas, a fresh window (the
+  // EAR is re-attested: the old one is past its TTL by now). Exactly the
+  // limit is issued; the count and insert share one serialized transaction.
+  clock_->Advance(std::chrono::seconds(61));
+  auto fresh = Attest(*key, {first, Event(2)});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_EQ(fresh->result.status, attestation::EarStatus::kAffirming) << (fresh->reasons.empty() ? "" : fresh->reasons.front());
+  std::vector<attestation::TokenExchange> exchanges(8);
+  for (auto& exchange : exchanges) {
+    exchange.subject_token = fresh->ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(*key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+    exchange.scope = "crm.read";
+    exchange.audience = kAudience;
+  }
+  std::atomic<int> issued{0}, limited{0};
+  std::vector<std::thread> racers;
+  for (std::size_t i = 0; i < exchanges.size(); ++i) {
+    racers.emplace_back([&, i] {
+      auto r = (i % 2 == 0 ? *a : *b).Token(exchanges[i]);
+      if (r.ok()) {
+        ++issued;
+      } else if (attestation::RetryAfterOf(r.status()).has_value() &&
+                 attestation::OAuthErrorOf(r.status()) == attestation::oauth_error::kInvalidGrant) {
+        ++limited;
+      } else {
+        ADD_FAILURE() << r.status().ToString();
+      }
+    });
+  }
+  for (auto& t : racers) t.join();
+  EXPECT_EQ(issued.load(), 2);
+  EXPECT_EQ(limited.load(), 6);
 }
 
 }  // namespace

@@ -638,6 +638,51 @@ TEST_P(StoreConformanceTest, NonceSingleUse) {
   EXPECT_TRUE(store_->ConsumeNonce("n-3", "attest", now + 31).ok());
 }
 
+TEST_P(StoreConformanceTest, RateWindowCountsAreSharedByStores) {
+  const int64_t now = 1'700'000'000;
+  std::string agent_id, host_id;
+  Seed(*store_, &agent_id, &host_id);
+  auto other = OpenAnother();  // a second replica on the same database
+  ASSERT_NE(other, nullptr);
+
+  // Challenges: attest and certify nonces bound to the host, consumed or not.
+  AR_ASSERT_OK(store_->CreateNonce({"c-1", "attest", common::ToBytes("host-1"), now + 60, 0, now - 70}));  // outside
+  AR_ASSERT_OK(store_->CreateNonce({"c-2", "attest", common::ToBytes("host-1"), now + 60, 0, now - 50}));
+  AR_ASSERT_OK(other->CreateNonce({"c-3", "certify", common::ToBytes("host-1"), now + 60, 0, now - 10}));
+  AR_ASSERT_OK(store_->CreateNonce({"c-4", "attest", common::ToBytes("host-2"), now + 60, 0, now - 10}));  // other host
+  AR_ASSERT_OK(store_->CreateNonce({"c-5", "dpop", common::ToBytes("host-1"), now + 60, 0, now - 10}));    // not a challenge
+  ASSERT_TRUE(store_->ConsumeNonce("c-2", "attest", now).ok());
+  for (Store* s : {store_.get(), other.get()}) {
+    auto count = s->CountHostChallengesSince("host-1", now - 60);
+    ASSERT_TRUE(count.ok()) << count.status().ToString();
+    EXPECT_EQ(count->count, 2);
+    EXPECT_EQ(count->oldest, now - 50);
+  }
+  auto none = store_->CountHostChallengesSince("host-9", now - 60);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->count, 0);
+  EXPECT_EQ(none->oldest, 0);
+  // issued_at defaults to the store's clock.
+  AR_ASSERT_OK(store_->CreateNonce({"c-6", "attest", common::ToBytes("host-1"), clock_.NowUnixSeconds() + 60, 0}));
+  EXPECT_EQ(store_->CountHostChallengesSince("host-1", clock_.NowUnixSeconds() - 1)->count, 1);
+
+  // Tokens per agent, revoked ones too, from either store.
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("t-1", "r-1", agent_id, host_id, now - 61),
+                                  Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("t-2", "r-2", agent_id, host_id, now - 30),
+                                  Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(other->IssueToken(MakeToken("t-3", "r-3", agent_id, host_id, now - 5),
+                                 Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(other->RevokeToken("t-3", nullptr));
+  for (Store* s : {store_.get(), other.get()}) {
+    auto count = s->CountAgentTokensSince(agent_id, now - 60);
+    ASSERT_TRUE(count.ok()) << count.status().ToString();
+    EXPECT_EQ(count->count, 2);
+    EXPECT_EQ(count->oldest, now - 30);
+  }
+  EXPECT_EQ(store_->CountAgentTokensSince("spiffe://example.org/agent/nobody", now - 60)->count, 0);
+}
+
 TEST_P(StoreConformanceTest, NonceConsumedExactlyOnceAcrossThreadsAndStores) {
   auto second = OpenAnother();  // a second "verifier process" on the same database
   ASSERT_NE(second, nullptr);
@@ -773,6 +818,50 @@ TEST_P(StoreConformanceTest, IssueTokenOncePerRequestUnderRace) {
     EXPECT_EQ(returned[r].size(), 1u) << "request " << r;
   }
   EXPECT_EQ(store_->AuditHead()->seq, kRequests);
+}
+
+TEST_P(StoreConformanceTest, IssueTokenWithinRateIsExactAcrossStoresUnderRace) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  auto second = OpenAnother();
+  ASSERT_NE(second, nullptr);
+  const int64_t now = 1'700'000'000;
+  // One token from before the window does not count; one inside does.
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("old", "req-old", agent_id, host_id, now - 60),
+                                  Audit("token.issue", agent_id)).status());
+  AR_ASSERT_OK(store_->IssueToken(MakeToken("in", "req-in", agent_id, host_id, now - 59),
+                                  Audit("token.issue", agent_id)).status());
+  constexpr int kThreads = 8;
+  constexpr int kLimit = 5;
+  std::barrier sync(kThreads);
+  std::atomic<int> created{0}, limited{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Store& s = t % 2 == 0 ? *store_ : *second;
+      sync.arrive_and_wait();
+      for (int r = 0; r < 2; ++r) {
+        const std::string id = std::to_string(t) + "-" + std::to_string(r);
+        auto issued = s.IssueTokenWithinRate(MakeToken("jti-" + id, "req-" + id, agent_id, host_id, now),
+                                             Audit("token.issue", agent_id), now - 60, kLimit);
+        if (issued.ok() && issued->created) {
+          ++created;
+        } else if (issued.status().code() == StatusCode::kResourceExhausted) {
+          ++limited;
+        } else {
+          ++other;
+          ADD_FAILURE() << issued.status().ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), kLimit - 1);  // "in" already counts
+  EXPECT_EQ(limited.load(), 2 * kThreads - (kLimit - 1));
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(store_->CountAgentTokensSince(agent_id, now - 60)->count, kLimit);
+  // A refusal writes nothing: one audit record per token.
+  EXPECT_EQ(store_->AuditHead()->seq, 2 + kLimit - 1);
 }
 
 TEST_P(StoreConformanceTest, TokenRevocation) {

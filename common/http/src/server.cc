@@ -926,23 +926,32 @@ ServerStats HttpServer::stats() const {
   return s;
 }
 
-void BlockShutdownSignals() {
+namespace {
+
+sigset_t ServiceSignals(bool reload) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  if (reload) sigaddset(&set, SIGHUP);
+  return set;
+}
+
+}  // namespace
+
+void BlockShutdownSignals(bool reload) {
+  sigset_t set = ServiceSignals(reload);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int WaitForShutdownSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+int WaitForShutdownSignal(const std::function<void()>& on_reload) {
+  const sigset_t set = ServiceSignals(static_cast<bool>(on_reload));
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    on_reload();
   }
-  return sig;
 }
 
 }  // namespace agentroot::http

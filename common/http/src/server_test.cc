@@ -673,6 +673,36 @@ TEST_F(HttpTest, ShutdownSignalHelpers) {
       ::testing::ExitedWithCode(0), "");
 }
 
+TEST_F(HttpTest, ReloadSignalRunsTheCallbackAndTheWaitGoesOn) {
+  EXPECT_EXIT(
+      {
+        BlockShutdownSignals(/*reload=*/true);
+        std::atomic<int> reloads{0};
+        std::thread sender([&] {
+          kill(getpid(), SIGHUP);
+          while (reloads.load() < 1) std::this_thread::sleep_for(1ms);
+          kill(getpid(), SIGHUP);
+          while (reloads.load() < 2) std::this_thread::sleep_for(1ms);
+          kill(getpid(), SIGTERM);
+        });
+        int sig = WaitForShutdownSignal([&] { reloads.fetch_add(1); });
+        sender.join();
+        std::_Exit(sig == SIGTERM && reloads.load() == 2 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  // Without a reload callback SIGHUP stays unblocked: its default action ends
+  // the process, as it did before.
+  EXPECT_EXIT(
+      {
+        BlockShutdownSignals();
+        std::thread sender([] { kill(getpid(), SIGHUP); });
+        WaitForShutdownSignal();
+        sender.join();
+        std::_Exit(0);
+      },
+      ::testing::KilledBySignal(SIGHUP), "");
+}
+
 // ---------------------------------------------------------------- handlers
 
 TEST_F(HttpTest, HandlerExceptionIs500WithoutItsText) {

@@ -18,11 +18,21 @@
 //  6. Token: EAR + DPoP proof -> an RFC 9068 access token bound to the key.
 //  8. Introspect / Revoke.
 //
-// Thread safety: all methods may be called concurrently; state lives in the
-// Store, which serializes what must be serialized.
+// Issuer keys: one key signs EARs and access tokens; the JWKS publishes it
+// together with other keys (the previous one until everything it signed has
+// expired, the next one before it starts signing). RotateIssuerKeys swaps
+// the signing key and the published set as one snapshot, so a request sees
+// either the old keys or the new ones, never a mix.
+//
+// Rate limits are counted from the store (tokens per agent, challenges per
+// host, over the last 60 s), so replicas on one database share them.
+//
+// Thread safety: all methods may be called concurrently, RotateIssuerKeys
+// too; state lives in the Store, which serializes what must be serialized.
 #ifndef AGENTROOT_ATTESTATION_VERIFIER_H_
 #define AGENTROOT_ATTESTATION_VERIFIER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -57,7 +67,8 @@ struct VerifierConfig {
   uint32_t measurement_pcr = 15;
   int64_t nonce_ttl_seconds = 60;
   int64_t ear_ttl_seconds = 120;
-  int64_t token_rate_per_minute = 120;  // per agent
+  int64_t token_rate_per_minute = 120;     // tokens per agent, counted in the store
+  int64_t challenge_rate_per_minute = 60;  // challenges per host, counted in the store
   // RFC 9449 §8: the token endpoint requires a server-issued DPoP nonce
   // (single use, kept in the store so replicas share them).
   bool require_dpop_nonce = false;
@@ -78,7 +89,18 @@ inline constexpr std::string_view kKeyNotCertified = "key_not_certified";
 inline constexpr std::string_view kEvidenceInvalid = "evidence_invalid";
 inline constexpr std::string_view kForbidden = "forbidden";
 inline constexpr std::string_view kInvalidInput = "invalid_input";
+// Too many requests (HTTP 429 with Retry-After); the same word as the token
+// policy's reason::kRateLimited.
+inline constexpr std::string_view kRateLimited = "rate_limited";
 }  // namespace problem
+
+// The window rate limits count over.
+inline constexpr int64_t kRateWindowSeconds = 60;
+
+// A rate-limit refusal: RESOURCE_EXHAUSTED, "<type>: <detail> (retry after N s)".
+common::Status RateLimitedError(std::string_view type, std::string_view detail, int64_t retry_after_seconds);
+// N of a RateLimitedError; nullopt for any other status.
+std::optional<int64_t> RetryAfterOf(const common::Status& status);
 
 struct EnrollRequest {
   common::Bytes ek_certificate;       // DER or PEM
@@ -137,7 +159,9 @@ struct IssuedToken {
 class VerifierCore {
  public:
   // `issuer_key` signs EARs and access tokens (an hsm::Key in production).
-  // Previous keys stay in the JWKS so tokens they signed verify until expiry.
+  // `previous_issuer_keys` (each with its kid and alg) are published with it:
+  // tokens and EARs they signed keep verifying. INVALID_ARGUMENT for a key
+  // without kid or alg, or two keys with one kid.
   static common::Result<std::unique_ptr<VerifierCore>> Create(
       VerifierConfig config, std::shared_ptr<store::Store> store,
       std::shared_ptr<const common::Signer> issuer_key,
@@ -197,30 +221,49 @@ class VerifierCore {
   common::Result<int64_t> RevokeByOperator(std::string_view operator_id, std::string_view jti,
                                            std::string_view agent_id, std::string_view host_id);
 
-  // The keys tokens verify against (current + previous).
-  const std::vector<common::VerificationKey>& verification_keys() const { return keys_; }
+  // The signing key and the published set, as one immutable snapshot.
+  struct IssuerKeys {
+    std::shared_ptr<const common::Signer> signer;
+    std::vector<common::Jwk> jwks;                // signer first, each with kid and alg
+    std::vector<common::VerificationKey> keys;    // the same keys, for verification
+  };
+  std::shared_ptr<const IssuerKeys> issuer_keys() const;
+
+  // Live key rotation: `signer` signs from now on, `published` (kid + alg
+  // each) stay in the JWKS beside it. All or nothing: on any error the old
+  // keys stay in force. Refused (FAILED_PRECONDITION) when the new signing
+  // key was not published before (resource servers' JWKS caches would not
+  // know it yet), or when the old signing key would vanish from the JWKS in
+  // the same step (its tokens and EARs would stop verifying at once); retire
+  // it in a later rotation. Every change is an audit record by `actor`
+  // (action issuer_key.rotate, old and new kid and published kids), written
+  // before the swap; an identical key set changes nothing and is not
+  // audited (returns false). Returns true when the keys changed.
+  common::Result<bool> RotateIssuerKeys(std::shared_ptr<const common::Signer> signer,
+                                        std::vector<common::Jwk> published, std::string_view actor);
 
  private:
-  VerifierCore(VerifierConfig config, std::shared_ptr<store::Store> store,
-               std::shared_ptr<const common::Signer> issuer_key, std::vector<common::Jwk> jwks,
-               std::vector<common::VerificationKey> keys,
+  VerifierCore(VerifierConfig config, std::shared_ptr<store::Store> store, std::shared_ptr<const IssuerKeys> keys,
                std::unique_ptr<EkCertificateValidator> ek_validator, const common::Clock& clock)
-      : config_(std::move(config)), store_(std::move(store)), issuer_key_(std::move(issuer_key)),
-        jwks_(std::move(jwks)), keys_(std::move(keys)), ek_validator_(std::move(ek_validator)), clock_(clock) {}
+      : config_(std::move(config)), store_(std::move(store)), issuer_keys_(std::move(keys)),
+        ek_validator_(std::move(ek_validator)), clock_(clock) {}
 
+  static common::Result<std::shared_ptr<const IssuerKeys>> MakeIssuerKeys(
+      std::shared_ptr<const common::Signer> signer, const std::vector<common::Jwk>& published);
   common::Status RequireRole(std::string_view operator_id, store::Role role, store::Operator* out);
-  bool RateLimited(const std::string& agent_id, int64_t now);
+  // Seconds until the agent may get a token again; 0 when under the limit.
+  common::Result<int64_t> TokenRetryAfter(const std::string& agent_id, int64_t now);
+  void PurgeExpiredOccasionally(int64_t now);
   void AuditBestEffort(const store::AuditRecord& record);
 
   VerifierConfig config_;
   std::shared_ptr<store::Store> store_;
-  std::shared_ptr<const common::Signer> issuer_key_;
-  std::vector<common::Jwk> jwks_;
-  std::vector<common::VerificationKey> keys_;
+  mutable std::mutex keys_mu_;  // guards the issuer_keys_ pointer, not the snapshot
+  std::shared_ptr<const IssuerKeys> issuer_keys_;
+  std::mutex rotate_mu_;  // one rotation at a time
   std::unique_ptr<EkCertificateValidator> ek_validator_;
   const common::Clock& clock_;
-  std::mutex rate_mu_;
-  std::map<std::string, std::vector<int64_t>> token_times_;  // agent -> recent issue times
+  std::atomic<int64_t> last_purge_{0};
 };
 
 }  // namespace agentroot::attestation

@@ -144,6 +144,13 @@ struct Nonce {
   common::Bytes bound_data;  // e.g. the host id it was issued to
   int64_t expires_at = 0;
   int64_t consumed_at = 0;  // 0 while unused
+  int64_t issued_at = 0;    // 0: the store's clock at CreateNonce
+};
+
+// What a rate limit counts: rows in a time window.
+struct WindowCount {
+  int64_t count = 0;
+  int64_t oldest = 0;  // the earliest time counted (0 when count == 0)
 };
 
 // ---- Issued tokens -------------------------------------------------------------
@@ -253,6 +260,9 @@ class Store {
                                                      std::string_view purpose, int64_t now) = 0;
   // Deletes nonces with expires_at <= now; returns how many.
   virtual common::Result<int64_t> PurgeExpiredNonces(int64_t now) = 0;
+  // Challenges ("attest" and "certify" nonces bound to `host_id`) issued
+  // after `since`, consumed or not, until purged (the per-host rate limit).
+  virtual common::Result<WindowCount> CountHostChallengesSince(std::string_view host_id, int64_t since) = 0;
 
   // Tokens. IssueToken stores `token` and appends `audit` (whose details get
   // "jti": token.jti; INVALID_ARGUMENT if they name another jti) in one
@@ -260,7 +270,19 @@ class Store {
   // the token out. A known request_id returns the first jti, created=false.
   virtual common::Result<IssueTokenResult> IssueToken(const TokenRecord& token,
                                                       const AuditRecord& audit) = 0;
+  // IssueToken under a per-agent rate limit: RESOURCE_EXHAUSTED, nothing
+  // written, when token.agent_id already has `max_in_window` tokens issued
+  // after `window_start`. The count and the insert are one transaction
+  // serialized with every other token issue on the database, so replicas
+  // together never exceed the limit.
+  virtual common::Result<IssueTokenResult> IssueTokenWithinRate(const TokenRecord& token,
+                                                                const AuditRecord& audit,
+                                                                int64_t window_start,
+                                                                int64_t max_in_window) = 0;
   virtual common::Result<TokenRecord> GetToken(std::string_view jti) = 0;
+  // Tokens issued to `agent_id` after `since`, revoked or not (the per-agent
+  // rate limit).
+  virtual common::Result<WindowCount> CountAgentTokensSince(std::string_view agent_id, int64_t since) = 0;
   // Revocations stamp revoked_at (store clock) on tokens not yet revoked.
   // RevokeToken: NOT_FOUND for an unknown jti (OK if already revoked). The
   // others return how many tokens they revoked.

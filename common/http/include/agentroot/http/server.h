@@ -172,14 +172,18 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// For mains: blocks SIGTERM and SIGINT in the calling thread. Call it first
-// in main(), before any thread (or HttpServer) exists, so that every thread
-// inherits the mask and WaitForShutdownSignal() receives the signal.
-void BlockShutdownSignals();
+// For mains: blocks SIGTERM and SIGINT (and SIGHUP when `reload` is true) in
+// the calling thread. Call it first in main(), before any thread (or
+// HttpServer) exists, so that every thread inherits the mask and
+// WaitForShutdownSignal() receives the signal.
+void BlockShutdownSignals(bool reload = false);
 
 // Waits for SIGTERM or SIGINT (blocked by BlockShutdownSignals) and returns
-// the signal number.
-int WaitForShutdownSignal();
+// the signal number. With `on_reload`, SIGHUP (blocked by
+// BlockShutdownSignals(true)) calls it in the waiting thread and the wait
+// goes on; a SIGHUP that arrives while on_reload runs is kept pending and
+// handled after it returns. Without `on_reload` SIGHUP is not waited for.
+int WaitForShutdownSignal(const std::function<void()>& on_reload = nullptr);
 
 }  // namespace agentroot::http
 
