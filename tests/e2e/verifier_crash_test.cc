@@ -41,6 +41,7 @@
 #include "agentroot/simulators/testing/child_process.h"
 #include "agentroot/simulators/testing/scoped_fleet.h"
 #include "https_flow.h"
+#include "verifier_process.h"
 #include "testing/postgres_server.h"
 
 #ifndef AGENTROOT_VERIFIER_BINARY
@@ -117,67 +118,6 @@ std::string Describe(const http::Response& r) {
   return out;
 }
 
-// The agentroot-verifier binary as a child of this process, started with
-// `config`; all its runs log to one file. Start/Kill from the main thread
-// (the child's PR_SET_PDEATHSIG is tied to the forking thread); the
-// destructor kills it, so no verifier outlives the test.
-class VerifierProcess {
- public:
-  VerifierProcess(fs::path config, fs::path log, std::string base_url, std::string ca_pem)
-      : config_(std::move(config)), log_(std::move(log)), base_url_(std::move(base_url)), ca_pem_(std::move(ca_pem)) {}
-  ~VerifierProcess() { Kill(); }
-  VerifierProcess(const VerifierProcess&) = delete;
-  VerifierProcess& operator=(const VerifierProcess&) = delete;
-
-  // Spawns it and waits until it answers GET /.well-known/jwks.json.
-  Status Start() {
-    if (pid_ > 0) return common::FailedPreconditionError("already running");
-    const int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (log_fd < 0) return common::InternalError("open " + log_.string());
-    auto pid = simulators::testing::SpawnChild(AGENTROOT_VERIFIER_BINARY,
-                                               {AGENTROOT_VERIFIER_BINARY, "--dev", "--config", config_.string()},
-                                               simulators::testing::EnvironmentWith("TSS2_LOG", "all+NONE"), log_fd);
-    ::close(log_fd);
-    AR_RETURN_IF_ERROR(pid.status());
-    pid_ = *pid;
-    http::ClientOptions options;
-    options.base_url = base_url_;
-    options.ca_pem = ca_pem_;
-    options.connect_timeout = std::chrono::milliseconds(1000);
-    options.request_timeout = std::chrono::milliseconds(2000);
-    AR_ASSIGN_OR_RETURN(auto probe, http::HttpClient::Create(std::move(options)));
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(30);
-    while (true) {
-      if (auto how = simulators::testing::ChildExitedHow(pid_)) {
-        pid_ = -1;
-        return common::UnavailableError("agentroot-verifier " + *how + "; log: " + simulators::testing::FileTail(log_));
-      }
-      auto r = probe->Get("/.well-known/jwks.json");
-      if (r.ok() && r->status == 200) return Status::Ok();
-      if (SteadyClock::now() > deadline) {
-        return common::DeadlineExceededError("agentroot-verifier did not answer; log: " +
-                                             simulators::testing::FileTail(log_));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-
-  // SIGKILL: no shutdown, no flush, as in a crash.
-  void Kill() {
-    simulators::testing::KillChild(pid_);
-    pid_ = -1;
-  }
-
-  const fs::path& log() const { return log_; }
-
- private:
-  fs::path config_;
-  fs::path log_;
-  std::string base_url_;
-  std::string ca_pem_;
-  pid_t pid_ = -1;
-};
-
 // What the clients saw, shared by their threads.
 struct Observations {
   std::mutex mu;
@@ -249,7 +189,9 @@ TEST_P(VerifierCrashTest, KillNineUnderLoadLosesNoReturnedTokenAndAcceptsNothing
        << "threads = 2\n\n"
        << "[verifier]\nissuer = \"" << base_url << "\"\ntrust_domain = \"example.org\"\n"
        << "manufacturer_roots = \"" << (*fleet)->info().manufacturer_ca.string() << "\"\n"
-       << "auto_approve_groups = [\"crm-hosts\"]\nmeasurement_pcr = " << kPcr << "\n\n"
+       << "auto_approve_groups = [\"crm-hosts\"]\nmeasurement_pcr = " << kPcr << "\n"
+       // One host and one agent make all the load: rate limits out of the way.
+       << "token_rate_per_minute = 1000000\nchallenge_rate_per_minute = 1000000\n\n"
        << "[store]\nuri = \"" << store_uri << "\"\n\n"
        << "[issuer_key]\nbackend = \"file\"\ndir = \"" << (dir / "issuer-key").string() << "\"\nkey_id = \"issuer-1\"\n\n"
        << "[[bootstrap_operators]]\nid = \"alice\"\ncertificate_sha256 = \"" << fingerprints["alice"]
@@ -258,9 +200,15 @@ TEST_P(VerifierCrashTest, KillNineUnderLoadLosesNoReturnedTokenAndAcceptsNothing
        << "\"\nroles = [\"reviewer\"]\n";
   ASSERT_TRUE(WriteFile(dir / "verifier.toml", toml.str()).ok());
 
-  VerifierProcess verifier(dir / "verifier.toml", dir / "verifier.log", base_url, (*pki)->ca_certificate_pem());
-  Status started = verifier.Start();
-  ASSERT_TRUE(started.ok()) << started.ToString();
+  e2e::VerifierProcessOptions process_options;
+  process_options.config = dir / "verifier.toml";
+  process_options.log = dir / "verifier.log";
+  process_options.args = {"--dev"};
+  process_options.ca_pem = (*pki)->ca_certificate_pem();
+  process_options.port = *port;
+  auto process = e2e::VerifierProcess::Start(std::move(process_options));
+  ASSERT_TRUE(process.ok()) << process.status().ToString();
+  e2e::VerifierProcess& verifier = **process;
 
   // Enrollment, governance and key registration over HTTPS.
   auto machine = e2e::TpmMachine::Open((*fleet)->info().machines[0].tcti, dir / "m0");
@@ -384,7 +332,7 @@ TEST_P(VerifierCrashTest, KillNineUnderLoadLosesNoReturnedTokenAndAcceptsNothing
   for (int kill = 0; kill < kKills; ++kill) {
     std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));
     verifier.Kill();
-    Status restarted = verifier.Start();
+    Status restarted = verifier.Restart();
     ASSERT_TRUE(restarted.ok()) << "restart " << kill << ": " << restarted.ToString();
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // some traffic after the last restart
@@ -396,7 +344,7 @@ TEST_P(VerifierCrashTest, KillNineUnderLoadLosesNoReturnedTokenAndAcceptsNothing
             << seen.interrupted << "\n";
   for (const auto& [what, n] : seen.refusals) std::cout << "  refused: " << what << " x" << n << "\n";
   ASSERT_GT(seen.jtis.size(), 0u) << "no token was issued under load; log: "
-                                  << simulators::testing::FileTail(verifier.log());
+                                  << simulators::testing::FileTail(verifier.log_path());
   EXPECT_GT(seen.interrupted, 0) << "no kill hit a request in flight";
 
   // No nonce and no proof was accepted twice.
@@ -433,7 +381,7 @@ TEST_P(VerifierCrashTest, KillNineUnderLoadLosesNoReturnedTokenAndAcceptsNothing
   }
 
   // Replays against the restarted verifier are refused.
-  started = verifier.Start();
+  Status started = verifier.Restart();
   ASSERT_TRUE(started.ok()) << started.ToString();
   auto replayer = client("");
   for (const auto& [nonce, n] : seen.attest_successes) {

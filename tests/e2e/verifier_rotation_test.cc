@@ -5,11 +5,8 @@
 // resource server (AccessTokenValidator + JwksCache fetching
 // /.well-known/jwks.json over HTTPS) checks which tokens validate at each
 // step. A bad config in between changes nothing.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -29,6 +26,7 @@
 #include "agentroot/http/client.h"
 #include "agentroot/http/testing/test_pki.h"
 #include "agentroot/simulators/testing/scoped_fleet.h"
+#include "verifier_process.h"
 
 namespace agentroot {
 namespace {
@@ -68,65 +66,6 @@ std::string KidOf(const std::string& jwt) {
   auto header = common::Base64UrlDecode(jwt.substr(0, jwt.find('.')));
   return Json::parse(common::ToString(*header))["kid"].get<std::string>();
 }
-
-// The verifier binary as a child process; stopped (SIGTERM, then SIGKILL
-// after 15 s) by Stop() or the destructor, so a failing test leaves nothing.
-class VerifierProcess {
- public:
-  VerifierProcess(const fs::path& config, const fs::path& log) : log_(log) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(AGENTROOT_VERIFIER_BINARY, AGENTROOT_VERIFIER_BINARY, "--config", config.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(fd);
-  }
-  ~VerifierProcess() { Stop(); }
-
-  void Signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-
-  // The exit code (-1 when killed or never started).
-  int Stop() {
-    if (pid_ <= 0) return exit_code_;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 150 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(100ms);
-    if (::waitpid(pid_, &status, WNOHANG) == 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return exit_code_;
-  }
-
-  std::string Log() const { return ReadFile(log_); }
-
-  // The port from the "listening" log line; 0 if it exits or takes > 30 s.
-  int WaitForPort() const {
-    for (int i = 0; i < 300; ++i) {
-      std::istringstream lines(Log());
-      for (std::string line; std::getline(lines, line);) {
-        Json j = Json::parse(line, nullptr, false);
-        if (j.is_object() && j.value("msg", "") == "listening") return j["port"].get<int>();
-      }
-      if (::waitpid(pid_, nullptr, WNOHANG) != 0) return 0;
-      std::this_thread::sleep_for(100ms);
-    }
-    return 0;
-  }
-
- private:
-  fs::path log_;
-  pid_t pid_ = -1;
-  int exit_code_ = -1;
-};
 
 std::string Config(const fs::path& dir, const std::string& key_id, const std::vector<std::string>& published,
                    const std::string& token_label) {
@@ -175,9 +114,14 @@ TEST(VerifierRotationE2eTest, SighupPublishesSwitchesAndRetiresIssuerKeysInTheRu
   const std::string label = (*softhsm)->label();
   WriteFile(config, Config(dir, "issuer-1", {"issuer-2"}, label));
 
-  VerifierProcess verifier(config, dir / "verifier.log");
-  const int port = verifier.WaitForPort();
-  ASSERT_NE(port, 0) << verifier.Log();
+  e2e::VerifierProcessOptions process_options;
+  process_options.config = config;
+  process_options.log = dir / "verifier.log";
+  process_options.ca_pem = pki->ca_certificate_pem();
+  auto process = e2e::VerifierProcess::Start(std::move(process_options));
+  ASSERT_TRUE(process.ok()) << process.status().ToString();
+  e2e::VerifierProcess& verifier = **process;
+  const int port = verifier.port();
   auto make_client = [&] {
     http::ClientOptions options;
     options.base_url = "https://127.0.0.1:" + std::to_string(port);

@@ -78,8 +78,11 @@ constexpr char kTokenForm[] =
     "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
     "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt"
     "&scope=load.read&audience=https%3A%2F%2Frs.load.test&subject_token=";
-// The verifier's per-agent token rate limit (VerifierConfig default).
-constexpr int kTokensPerAgentPerMinute = 120;
+// The verifier's rate limits in the load's config: far above what the load
+// asks for, so limits are checked (their queries cost what they cost) and
+// never refuse.
+constexpr int kTokensPerAgentPerMinute = 100000;
+constexpr int kChallengesPerHostPerMinute = 1000000;
 
 struct Options {
   std::string verifier_bin;
@@ -376,7 +379,9 @@ Status StartVerifier(Env& env) {
        << "[verifier]\nissuer = " << q(kIssuer) << "\ntrust_domain = " << q(kTrustDomain) << "\n"
        // The EK chain is not checked after enrollment; any PEM certificate does.
        << "manufacturer_roots = " << q((env.dir / "ca.pem").string()) << "\n"
-       << "measurement_pcr = " << kPcr << "\n\n"
+       << "measurement_pcr = " << kPcr << "\n"
+       << "token_rate_per_minute = " << kTokensPerAgentPerMinute << "\n"
+       << "challenge_rate_per_minute = " << kChallengesPerHostPerMinute << "\n\n"
        << "[store]\nuri = " << q(env.store_uri) << "\n\n"
        << "[issuer_key]\nbackend = \"file\"\ndir = " << q((env.dir / "issuer").string()) << "\nkey_id = \"issuer-load\"\n";
   AR_RETURN_IF_ERROR(WriteFile(env.dir / "verifier.toml", toml.str()));
