@@ -1,30 +1,37 @@
 #!/usr/bin/env bash
-# The agentroot demo on embedded defaults (SQLite, swtpm), narrated.
+# The agentroot demo on embedded defaults, with the real pieces, narrated.
 #
-# 1-3. A fleet of two simulated machines, each with its own swtpm
-#      manufactured with an EK certificate by a local "TPM manufacturer" CA;
-#      each EK certificate is read with agentroot's own TPM code and with
-#      tpm2-tools, and checked against the manufacturer CA with openssl.
-# 4.   A throwaway PKI (openssl CLI): a CA, the verifier's server certificate,
-#      client certificates of four operators (infra, owner, reviewer, auditor).
-# 5.   The real agentroot-verifier (--dev: file issuer key, SQLite store in
-#      the demo directory) on a free loopback port.
-# 6-.  agentroot-demo against it: enrollment, governance, agent key,
-#      attestation, DPoP-bound token, resource-server check, the stolen token
-#      refused on machine-1, a changed binary refused, revocation, audit.
-# Last. The verifier is stopped with SIGTERM and the fleet stopped. Everything
-#      lives in one temporary directory, removed on any exit.
+# This script owns the processes and the files; agentroot-demo (the C++
+# narrator, simulators/src/demo_main.cc) plays the operators and the attacker
+# and checks every outcome.
+#
+# 1. Two simulated machines (agentroot-sim: one swtpm each, EK certificates
+#    from a local "TPM manufacturer" CA); a throwaway PKI (openssl): a CA, TLS
+#    certificates for the verifier and the CRM API, client certificates of four
+#    operators; a SoftHSM2 token created in the demo directory for the issuer
+#    key; agentroot-verifier (SQLite, issuer key in that token);
+#    agentroot-resource-demo (the CRM API); agentroot-hostd on machine-0 with
+#    one agent manifest, sales-bot, naming a COPY of agentroot-example-agent.
+# 2-7. agentroot-demo narrates: enrollment and governance, the agent's token,
+#    a shadow agent, the stolen token on machine-1, the changed binary, the
+#    summary from the audit log and the API's decision log.
+# Last. Every process is stopped (also on failure or Ctrl-C) and the demo
+#    directory removed. Exit status: 0 when every step behaved as expected.
 #
 # Usage: scripts/demo.sh [BUILD_DIR]   (default: build)
+#        AGENTROOT_DEMO_KEEP=1 keeps the demo directory (logs) after the run.
 set -euo pipefail
 
-BUILD_DIR="${1:-build}"
-SIM="$BUILD_DIR/bin/agentroot-sim"
-VERIFIER="$BUILD_DIR/bin/agentroot-verifier"
-DEMO="$BUILD_DIR/bin/agentroot-demo"
-for bin in "$SIM" "$VERIFIER" "$DEMO"; do
-  [[ -x "$bin" ]] || { echo "demo: $bin not built; run 'make demo'" >&2; exit 1; }
+BUILD_DIR="$(cd "${1:-build}" && pwd)"
+BIN="$BUILD_DIR/bin"
+SIM="$BIN/agentroot-sim"
+for bin in agentroot-sim agentroot-verifier agentroot-demo agentroot-hostd agentroot-token \
+           agentroot-example-agent agentroot-resource-demo; do
+  [[ -x "$BIN/$bin" ]] || { echo "demo: $BIN/$bin not built; run 'make demo'" >&2; exit 1; }
 done
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+[[ -r "$SOFTHSM_MODULE" ]] && command -v softhsm2-util >/dev/null \
+  || { echo "demo: SoftHSM2 is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 
 if [[ -t 1 ]]; then
   step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -36,93 +43,84 @@ die() { echo "demo: $*" >&2; exit 1; }
 
 STARTED=$SECONDS
 DEMO_DIR="$(mktemp -d /tmp/agentroot-demo.XXXXXX)"
-VERIFIER_PID=""
-VERIFIER_RC=""
+chmod 700 "$DEMO_DIR"
+declare -A PIDS=()   # name -> pid of every long-running process we started
 
-stop_verifier() {
-  [[ -n "$VERIFIER_PID" ]] || return 0
-  if kill -0 "$VERIFIER_PID" 2>/dev/null; then
-    kill -TERM "$VERIFIER_PID" 2>/dev/null || true
-    for _ in $(seq 1 120); do
-      kill -0 "$VERIFIER_PID" 2>/dev/null || break
+STOP_RC=0
+stop() {  # stop NAME: SIGTERM, wait up to 10 s, then SIGKILL; its exit status in STOP_RC
+  local name=$1 pid=${PIDS[$1]:-} rc=0
+  STOP_RC=0
+  [[ -n "$pid" ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    if kill -0 "$VERIFIER_PID" 2>/dev/null; then
-      echo "demo: the verifier ignored SIGTERM for 12 s; killing it" >&2
-      kill -KILL "$VERIFIER_PID" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "demo: $name ignored SIGTERM for 10 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  VERIFIER_RC=0
-  wait "$VERIFIER_PID" 2>/dev/null || VERIFIER_RC=$?
-  VERIFIER_PID=""
+  wait "$pid" 2>/dev/null || rc=$?
+  unset "PIDS[$name]"
+  STOP_RC=$rc
 }
 
 cleanup() {
   local rc=$?
-  stop_verifier
+  trap - EXIT INT TERM
+  for name in hostd resource verifier; do stop "$name"; done
   "$SIM" tpm stop --dir "$DEMO_DIR" >/dev/null 2>&1 || true
-  if [[ $rc -ne 0 && -s "$DEMO_DIR/verifier.log" ]]; then
-    echo "demo: last lines of the verifier's log:" >&2
-    tail -n 15 "$DEMO_DIR/verifier.log" | sed 's/^/   /' >&2
+  if [[ $rc -ne 0 ]]; then
+    for log in verifier hostd resource; do
+      [[ -s "$DEMO_DIR/$log.log" ]] || continue
+      echo "demo: last lines of $log.log:" >&2
+      tail -n 8 "$DEMO_DIR/$log.log" | cut -c1-400 | sed 's/^/   /' >&2
+    done
   fi
-  rm -rf "$DEMO_DIR"
+  if [[ -n "${AGENTROOT_DEMO_KEEP:-}" ]]; then
+    echo "demo: kept $DEMO_DIR" >&2
+  else
+    rm -rf "$DEMO_DIR"
+  fi
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step "1. Start a fleet of two simulated machines, each with its own TPM (swtpm)"
-say "Each machine's TPM is manufactured with an EK certificate signed by a local"
-say "'TPM manufacturer' CA, exactly as a vendor would do at the factory."
+# wait_for WHAT SECONDS PID COMMAND...: until COMMAND succeeds, PID dies, or time runs out.
+wait_for() {
+  local what=$1 seconds=$2 pid=$3
+  shift 3
+  for _ in $(seq 1 $((seconds * 10))); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || die "$what exited while starting"
+    sleep 0.1
+  done
+  die "$what did not come up within $seconds s"
+}
+
+step "1. Start two simulated machines, the verifier (issuer key in a SoftHSM2 token) and a CRM API"
 "$SIM" tpm start --machines 2 --dir "$DEMO_DIR" > "$DEMO_DIR/fleet-out.json"
+FLEET="$DEMO_DIR/fleet.json"
 python3 - "$DEMO_DIR/fleet-out.json" <<'PY'
 import json, sys
 fleet = json.load(open(sys.argv[1]))
-print(f"   manufacturer CA: {fleet['manufacturer_ca']}")
 for m in fleet["machines"]:
-    print(f"   {m['name']}: pid {m['pid']}, TCTI {m['tcti']}")
+    print(f"   {m['name']}: its own swtpm (pid {m['pid']}, TCTI {m['tcti']}), EK certificate from the manufacturer CA")
 PY
+fleet_field() { python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$FLEET" "$1"; }
+MANUFACTURER_CA="$(fleet_field 'f["manufacturer_ca"]')"
+MANUFACTURER_INTERMEDIATE="$(fleet_field 'f.get("manufacturer_intermediate", "")')"
+TCTI0="$(fleet_field 'f["machines"][0]["tcti"]')"
+MACHINE0="$(fleet_field 'f["machines"][0]["name"]')"
 
-step "2. Read each machine's EK certificate from TPM NV (TCG EK credential profile)"
-CA="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manufacturer_ca"])' "$DEMO_DIR/fleet-out.json")"
-INTERMEDIATE="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("manufacturer_intermediate", ""))' "$DEMO_DIR/fleet-out.json")"
-mapfile -t TCTIS < <(python3 -c 'import json,sys; [print(m["tcti"]) for m in json.load(open(sys.argv[1]))["machines"]]' "$DEMO_DIR/fleet-out.json")
-i=0
-for tcti in "${TCTIS[@]}"; do
-  ours="$DEMO_DIR/machine-$i-ek-rsa.pem"
-  "$SIM" tpm ek-cert --tcti "$tcti" --kind rsa2048 --out "$ours"
-  say "machine-$i: agentroot read NV 0x01c00002 -> $(openssl x509 -in "$ours" -noout -fingerprint -sha256 | cut -d= -f2 | cut -c1-29)…"
-  # An independent reader: tpm2-tools, through the same TCTI.
-  theirs="$DEMO_DIR/machine-$i-ek-rsa.tools.der"
-  TPM2TOOLS_TCTI="$tcti" tpm2_nvread 0x01c00002 -C o -o "$theirs" >/dev/null 2>&1 \
-    || TPM2TOOLS_TCTI="$tcti" tpm2_nvread 0x01c00002 -C 0x01c00002 -o "$theirs" >/dev/null
-  if cmp -s <(openssl x509 -in "$ours" -outform DER) <(openssl x509 -inform DER -in "$theirs" -outform DER); then
-    say "machine-$i: tpm2_nvread returns the same certificate byte for byte"
-  else
-    die "machine-$i: tpm2-tools disagrees with agentroot's NV read"
-  fi
-  i=$((i + 1))
-done
-
-step "3. Verify both certificates chain to the manufacturer's root CA (openssl verify)"
-say "The manufacturer signs EK certificates with an intermediate CA under its root."
-UNTRUSTED=()
-[[ -n "$INTERMEDIATE" ]] && UNTRUSTED=(-untrusted "$INTERMEDIATE")
-for ((j = 0; j < i; j++)); do
-  result="$(openssl verify -CAfile "$CA" "${UNTRUSTED[@]}" "$DEMO_DIR/machine-$j-ek-rsa.pem" 2>&1)" \
-    || die "machine-$j: $result"
-  say "machine-$j: ${result##*: }"
-done
-a="$(openssl x509 -in "$DEMO_DIR/machine-0-ek-rsa.pem" -noout -pubkey | sha256sum | cut -c1-16)"
-b="$(openssl x509 -in "$DEMO_DIR/machine-1-ek-rsa.pem" -noout -pubkey | sha256sum | cut -c1-16)"
-say "EK public key hashes: machine-0 $a…, machine-1 $b…"
-[[ "$a" != "$b" ]] || die "two machines share an EK"
-say "Different machines, different endorsement keys: each TPM is a distinct identity."
-
-step "4. A throwaway PKI for the verifier's HTTPS and the operators' mutual TLS (openssl)"
+# A throwaway PKI: the verifier's and the API's TLS, the operators' mutual TLS.
 PKI="$DEMO_DIR/pki"
 mkdir -m 700 "$PKI"
-cat > "$PKI/openssl.cnf" <<'EOF'
+cat > "$PKI/openssl.cnf" <<'CNF'
 [req]
 distinguished_name = dn
 prompt = no
@@ -144,7 +142,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-EOF
+CNF
 newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
 openssl req -x509 "${newkey[@]}" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 1 \
   -subj "/O=agentroot demo/CN=agentroot demo CA" -config "$PKI/openssl.cnf" -extensions ca 2>/dev/null
@@ -156,22 +154,35 @@ issue() {  # issue NAME SUBJECT EXTENSIONS
     -out "$PKI/$1.crt" 2>/dev/null
   rm -f "$PKI/$1.csr"
 }
-fingerprint() { openssl x509 -in "$PKI/$1.crt" -outform DER | sha256sum | cut -d' ' -f1; }
 issue server "/O=agentroot demo/CN=localhost" server
-say "CA 'agentroot demo CA' (EC P-256, valid 1 day); verifier certificate for IP:127.0.0.1, DNS:localhost"
+issue crm "/O=agentroot demo/CN=crm" server
 OPERATORS=("carol:infra" "alice:owner,reviewer" "bob:reviewer" "audrey:auditor")
 declare -A FP
 for entry in "${OPERATORS[@]}"; do
-  name="${entry%%:*}" roles="${entry#*:}"
+  name="${entry%%:*}"
   issue "$name" "/O=agentroot demo/OU=operators/CN=$name" client
-  FP[$name]="$(fingerprint "$name")"
-  say "$(printf '%-7s %-16s client certificate, SHA-256(DER) %s…' "$name" "($roles)" "${FP[$name]:0:24}")"
+  FP[$name]="$(openssl x509 -in "$PKI/$name.crt" -outform DER | sha256sum | cut -d' ' -f1)"
 done
-say "alice is owner and reviewer, so the self-review rule, not a missing role, is what stops her."
+say "PKI (openssl): a demo CA; TLS certificates for the verifier and the CRM API; client certificates"
+say "for the operators carol (infra), alice (owner, reviewer), bob (reviewer), audrey (auditor)"
 
-step "5. Start agentroot-verifier (SQLite store, file issuer key: --dev)"
-write_config() {  # write_config PORT
-  cat > "$DEMO_DIR/verifier.toml" <<EOF
+# The issuer key lives in a SoftHSM2 token created for this run, in the demo
+# directory (a private SOFTHSM2_CONF, as hsm/testing ScopedSoftHsmToken does).
+mkdir -m 700 "$DEMO_DIR/softhsm" "$DEMO_DIR/softhsm/tokens"
+cat > "$DEMO_DIR/softhsm/softhsm2.conf" <<CONF
+directories.tokendir = $DEMO_DIR/softhsm/tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+CONF
+export SOFTHSM2_CONF="$DEMO_DIR/softhsm/softhsm2.conf"
+ISSUER_PIN="$(openssl rand -hex 16)"
+softhsm2-util --init-token --free --label agentroot-demo --so-pin "$(openssl rand -hex 16)" \
+  --pin "$ISSUER_PIN" >/dev/null
+say "SoftHSM2 token 'agentroot-demo' created in the demo directory (random PINs, not printed)"
+
+write_verifier_config() {  # write_verifier_config PORT
+  cat > "$DEMO_DIR/verifier.toml" <<TOML
 # Written by scripts/demo.sh for one run; see config/verifier.example.toml.
 [server]
 listen = "127.0.0.1:$1"
@@ -184,7 +195,7 @@ threads = 2
 [verifier]
 issuer = "https://127.0.0.1:$1"
 trust_domain = "example.org"
-manufacturer_roots = "$CA"
+manufacturer_roots = "$MANUFACTURER_CA"
 auto_approve_groups = []
 measurement_pcr = 15
 
@@ -192,81 +203,132 @@ measurement_pcr = 15
 uri = "sqlite:$DEMO_DIR/verifier.db"
 
 [issuer_key]
-backend = "file"
-dir = "$DEMO_DIR/issuer-key"
+backend = "pkcs11"
+module = "$SOFTHSM_MODULE"
+token = "agentroot-demo"
+pin_env = "AGENTROOT_ISSUER_PIN"
 key_id = "issuer-1"
-EOF
+TOML
   for entry in "${OPERATORS[@]}"; do
     local name="${entry%%:*}" roles="${entry#*:}"
-    cat >> "$DEMO_DIR/verifier.toml" <<EOF
+    cat >> "$DEMO_DIR/verifier.toml" <<TOML
 
 [[bootstrap_operators]]
 id = "$name"
 roles = [$(sed 's/[^,]*/"&"/g; s/,/, /g' <<<"$roles")]
 certificate_sha256 = "${FP[$name]}"
-EOF
+TOML
   done
 }
-jwks_ready() {  # jwks_ready PORT -> prints "kid alg" when the JWKS answers
-  python3 - "$1" "$PKI/ca.crt" <<'PY' 2>/dev/null
+jwks_ready() {  # jwks_ready PORT
+  python3 - "$1" "$PKI/ca.crt" <<'PY'
 import json, ssl, sys, urllib.request
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 with urllib.request.urlopen(f"https://127.0.0.1:{sys.argv[1]}/.well-known/jwks.json", context=ctx, timeout=2) as r:
-    key = json.load(r)["keys"][0]
-    print(f"kid {key['kid']}, {key['alg']} ({key['kty']} {key.get('crv', '')})")
+    json.load(r)["keys"][0]
 PY
 }
-PORT="" JWKS=""
+# The issuer URL names the port, so the port is chosen before the start.
+PORT=""
 for _ in 1 2 3 4 5; do
   candidate=$((20000 + RANDOM % 40000))
-  write_config "$candidate"
+  write_verifier_config "$candidate"
   : > "$DEMO_DIR/verifier.log"
-  "$VERIFIER" --dev --config "$DEMO_DIR/verifier.toml" 2>>"$DEMO_DIR/verifier.log" &
-  VERIFIER_PID=$!
+  AGENTROOT_ISSUER_PIN="$ISSUER_PIN" TSS2_LOG=all+NONE \
+    "$BIN/agentroot-verifier" --config "$DEMO_DIR/verifier.toml" 2>>"$DEMO_DIR/verifier.log" &
+  PIDS[verifier]=$!
   for _ in $(seq 1 100); do
-    if JWKS="$(jwks_ready "$candidate")"; then PORT=$candidate; break; fi
-    kill -0 "$VERIFIER_PID" 2>/dev/null || break
+    if jwks_ready "$candidate" 2>/dev/null; then PORT=$candidate; break; fi
+    kill -0 "${PIDS[verifier]}" 2>/dev/null || break
     sleep 0.1
   done
   [[ -n "$PORT" ]] && break
-  if kill -0 "$VERIFIER_PID" 2>/dev/null; then die "the verifier did not answer on port $candidate within 10 s"; fi
-  wait "$VERIFIER_PID" 2>/dev/null || true
-  VERIFIER_PID=""
+  kill -0 "${PIDS[verifier]}" 2>/dev/null && die "the verifier did not answer on port $candidate within 10 s"
+  stop verifier
   grep -qi "in use" "$DEMO_DIR/verifier.log" || die "the verifier did not start"
   say "port $candidate is taken; trying another"
-  rm -rf "$DEMO_DIR/verifier.db" "$DEMO_DIR/verifier.db-"* "$DEMO_DIR/issuer-key"
+  rm -rf "$DEMO_DIR/verifier.db" "$DEMO_DIR/verifier.db-"*
 done
 [[ -n "$PORT" ]] || die "no free port after 5 attempts"
-say "config: $DEMO_DIR/verifier.toml (no auto-approve group, 4 bootstrap operators)"
-python3 - "$DEMO_DIR/verifier.log" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        e = json.loads(line)
-    except ValueError:
-        print(f"   verifier stderr: {line.strip()}")
-        continue
-    extra = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("ts", "level", "msg"))
-    print(f"   verifier log: {e.get('msg')}" + (f" ({extra})" if extra else ""))
-PY
-say "pid $VERIFIER_PID on https://127.0.0.1:$PORT; /.well-known/jwks.json answers: $JWKS"
+VERIFIER_URL="https://127.0.0.1:$PORT"
+say "agentroot-verifier: pid ${PIDS[verifier]}, $VERIFIER_URL, SQLite store, issuer key generated inside"
+say "the SoftHSM2 token (PKCS#11); no host group is auto-approved"
 
-"$DEMO" --verifier "https://127.0.0.1:$PORT" --ca "$PKI/ca.crt" --operator-dir "$PKI" \
+AUDIENCE="https://crm.example"
+TSS2_LOG=all+NONE "$BIN/agentroot-resource-demo" --listen 127.0.0.1:0 --ready-file "$DEMO_DIR/crm.port" \
+  --tls-certificate "$PKI/crm.crt" --tls-private-key "$PKI/crm.key" --issuer "$VERIFIER_URL" \
+  --verifier-ca "$PKI/ca.crt" --audience "$AUDIENCE" 2>"$DEMO_DIR/resource.log" &
+PIDS[resource]=$!
+wait_for "agentroot-resource-demo" 10 "${PIDS[resource]}" test -s "$DEMO_DIR/crm.port"
+CRM_URL="https://127.0.0.1:$(head -n1 "$DEMO_DIR/crm.port")"
+say "agentroot-resource-demo (a CRM API, audience $AUDIENCE): pid ${PIDS[resource]}, $CRM_URL;"
+say "it accepts only DPoP-bound tokens from the verifier and logs every decision"
+
+# hostd on machine-0: its own state directory, socket and TCTI, one agent
+# manifest. The agent is a copy of agentroot-example-agent in the demo
+# directory, so that step 6 can change it without touching the build.
+HOSTD_DIR="$DEMO_DIR/$MACHINE0-hostd"
+mkdir -m 700 "$HOSTD_DIR" "$HOSTD_DIR/state" "$HOSTD_DIR/agents.d" "$DEMO_DIR/opt"
+AGENT_EXE="$DEMO_DIR/opt/sales-bot"
+cp "$BIN/agentroot-example-agent" "$AGENT_EXE"
+chmod 755 "$AGENT_EXE"
+cat > "$HOSTD_DIR/agents.d/sales-bot.toml" <<TOML
+name = "sales-bot"
+exe = "$AGENT_EXE"
+uid = $(id -u)
+proof_mode = "tpm"
+TOML
+cat > "$HOSTD_DIR/hostd.toml" <<TOML
+# Written by scripts/demo.sh for one run; see config/hostd.example.toml.
+[verifier]
+url = "$VERIFIER_URL"
+ca_file = "$PKI/ca.crt"
+trust_domain = "example.org"
+
+[tpm]
+tcti = "$TCTI0"
+ek_kind = "rsa2048"
+$( [[ -n "$MANUFACTURER_INTERMEDIATE" ]] && echo "ek_intermediates_file = \"$MANUFACTURER_INTERMEDIATE\"" )
+
+[host]
+host_group = "crm-hosts"
+state_dir = "$HOSTD_DIR/state"
+manifests_dir = "$HOSTD_DIR/agents.d"
+
+[api]
+socket_path = "$HOSTD_DIR/hostd.sock"
+worker_threads = 4
+
+[timing]
+enroll_backoff_initial_ms = 200
+status_poll_seconds = 1
+TOML
+TSS2_LOG=all+NONE "$BIN/agentroot-hostd" --config "$HOSTD_DIR/hostd.toml" 2>"$DEMO_DIR/hostd.log" &
+PIDS[hostd]=$!
+wait_for "agentroot-hostd" 10 "${PIDS[hostd]}" test -S "$HOSTD_DIR/hostd.sock"
+
+TSS2_LOG=all+NONE "$BIN/agentroot-demo" \
+  --verifier "$VERIFIER_URL" --ca "$PKI/ca.crt" --operator-dir "$PKI" \
   --infra carol --owner alice --reviewer bob --auditor audrey \
-  --fleet "$DEMO_DIR/fleet.json" --state-dir "$DEMO_DIR/demo-state" --first-step 6 \
+  --fleet "$FLEET" --work-dir "$DEMO_DIR/narrator" \
+  --hostd-socket "$HOSTD_DIR/hostd.sock" --hostd-state-dir "$HOSTD_DIR/state" --hostd-pid "${PIDS[hostd]}" \
+  --agent-exe "$AGENT_EXE" --token-cli "$BIN/agentroot-token" \
+  --api "$CRM_URL" --audience "$AUDIENCE" --api-log "$DEMO_DIR/resource.log" \
+  --first-step 2 \
   || die "agentroot-demo failed (see above)"
 
-# agentroot-demo narrates steps 6-14.
-step "15. Stop the verifier (SIGTERM) and the fleet"
-stop_verifier
-[[ "$VERIFIER_RC" == 0 ]] || die "the verifier exited with status $VERIFIER_RC after SIGTERM"
-say "verifier: finished in-flight requests and exited 0 ($(wc -l < "$DEMO_DIR/verifier.log") log lines on stderr)"
-if grep -Eq 'eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.' "$DEMO_DIR/verifier.log"; then
-  die "the verifier's log contains a whole JWT"
-fi
-say "its log holds no whole token (checked: no JWS compact serialization in it)"
+# Stop everything in order; each must exit cleanly on SIGTERM.
+for name in hostd resource verifier; do
+  stop "$name"
+  [[ "$STOP_RC" == 0 ]] || die "$name exited with status $STOP_RC after SIGTERM"
+done
+for log in verifier hostd resource; do
+  if grep -Eq 'eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.' "$DEMO_DIR/$log.log"; then
+    die "$log.log contains a whole JWT"
+  fi
+  if grep -q "$ISSUER_PIN" "$DEMO_DIR/$log.log"; then die "$log.log contains the issuer PIN"; fi
+done
+say "$(printf 'stopped hostd, the CRM API and the verifier (each exited 0 on SIGTERM); their logs hold no whole token')"
 say "agentroot-sim: $("$SIM" tpm stop --dir "$DEMO_DIR")"
-trap - EXIT
-rm -rf "$DEMO_DIR"
 
-step "Done in $((SECONDS - STARTED)) s: a token bound to machine-0's TPM was useless on machine-1."
+step "Done in $((SECONDS - STARTED)) s: every step behaved as expected."

@@ -7,9 +7,18 @@
 //   agentroot-example-agent --api https://127.0.0.1:9443 --public-url https://crm.example
 //       --ca ca.pem --scope crm.read GET /v1/accounts
 //
+// --save-request FILE (demos only) writes the Authorization and DPoP headers
+// it sent to FILE (mode 0600): what an attacker who reads the agent's memory
+// or its traffic would hold. `make demo` uses it to show that a stolen token
+// and proof are useless elsewhere. A real agent never writes them anywhere.
+//
 // Exit codes: 0 the API answered 2xx; 1 refused (by hostd, the verifier or
 // the API); 2 bad usage; 3 unavailable (retry later); 4 other errors.
 #include <CLI/CLI.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -40,6 +49,7 @@ int ExitCodeOf(const agentroot::common::Status& status) {
 int main(int argc, char** argv) {
   CLI::App app{"agentroot-example-agent: calls an API with a TPM-bound token from agentroot-hostd"};
   std::string api, public_url, ca, audience, scope = "crm.read", socket, method = "GET", path = "/v1/accounts", body;
+  std::string save_request;
   app.add_option("--api", api, "Where to connect: https://host:port")->required();
   app.add_option("--public-url", public_url, "The API's URL as tokens and proofs name it (default: --api)");
   app.add_option("--ca", ca, "CA certificate (PEM) of the API's TLS certificate")->required();
@@ -47,6 +57,8 @@ int main(int argc, char** argv) {
   app.add_option("--scope", scope, "Scopes to ask for")->capture_default_str();
   app.add_option("--socket", socket, "hostd's socket");
   app.add_option("--body", body, "JSON body to send");
+  app.add_option("--save-request", save_request,
+                 "Demos only: write the Authorization and DPoP headers sent to this file (mode 0600)");
   app.add_option("method", method, "HTTP method")->capture_default_str();
   app.add_option("path", path, "Request path")->capture_default_str();
   try {
@@ -98,6 +110,17 @@ int main(int argc, char** argv) {
   if (!body.empty()) {
     request.headers.emplace("Content-Type", "application/json");
     request.body = body;
+  }
+  if (!save_request.empty()) {
+    // O_EXCL: never follow or overwrite something already there.
+    int fd = open(save_request.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    std::string saved = "Authorization: " + headers->authorization + "\nDPoP: " + headers->dpop + "\n";
+    bool written = fd >= 0 && write(fd, saved.data(), saved.size()) == static_cast<ssize_t>(saved.size());
+    if (fd >= 0) close(fd);
+    if (!written) {
+      std::fprintf(stderr, "example-agent: cannot write --save-request %s\n", save_request.c_str());
+      return 4;
+    }
   }
   auto response = (*http)->Send(request);
   if (!response.ok()) {

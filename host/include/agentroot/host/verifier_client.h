@@ -144,9 +144,6 @@ class VerifierClient {
   std::optional<VerifierMetadata> metadata_;
 };
 
-// application/x-www-form-urlencoded encoding of one value.
-std::string FormEncode(std::string_view value);
-
 }  // namespace agentroot::host
 
 #endif  // AGENTROOT_HOST_VERIFIER_CLIENT_H_
