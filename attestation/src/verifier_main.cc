@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "agentroot/attestation/verifier_service.h"
+#include "agentroot/common/log.h"
 #include "agentroot/hsm/pkcs11/pkcs11_key_manager.h"
 #include "agentroot/hsm/software/software_key_manager.h"
 #include "agentroot/http/server.h"
@@ -25,21 +26,8 @@ using agentroot::common::Json;
 using agentroot::common::Result;
 using agentroot::common::Status;
 
-void Log(std::string_view level, std::string_view message, const Json& fields = Json::object()) {
-  Json line = fields;
-  line["ts"] = agentroot::common::Clock::System().NowUnixSeconds();
-  line["level"] = level;
-  line["msg"] = message;
-  std::cerr << line.dump() << std::endl;
-}
-
-Result<std::string> ReadFile(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) return agentroot::common::NotFoundError(std::string(what) + ": cannot read " + path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
+using agentroot::common::LogJson;
+using agentroot::common::ReadConfiguredFile;
 
 struct Settings {
   std::string config_path;
@@ -207,7 +195,7 @@ Result<IssuerKeySet> LoadIssuerKeys(const Settings& s, bool generate_missing_sig
   AR_ASSIGN_OR_RETURN(auto manager, OpenKeyManager(s));
   auto key = manager->Get(s.key_id);
   if (key.status().code() == agentroot::common::StatusCode::kNotFound && generate_missing_signer) {
-    Log("info", "generating the issuer key", {{"backend", s.key_backend}, {"key_id", s.key_id}});
+    LogJson("info", "generating the issuer key", {{"backend", s.key_backend}, {"key_id", s.key_id}});
     key = manager->Generate(s.key_id, agentroot::hsm::KeyPolicy{});
   }
   if (!key.ok()) return key.status().WithContext("issuer_key.key_id \"" + s.key_id + "\"");
@@ -232,11 +220,11 @@ Result<IssuerKeySet> LoadIssuerKeys(const Settings& s, bool generate_missing_sig
 // Anything wrong leaves the keys in force as they were.
 void ReloadIssuerKeys(const Settings& running, agentroot::attestation::VerifierCore& core) {
   if (running.config_path.empty()) {
-    Log("warning", "SIGHUP: no config file to reload");
+    LogJson("warning", "SIGHUP: no config file to reload");
     return;
   }
   auto fail = [](const Status& status) {
-    Log("error", "issuer key reload refused; the current keys stay in force", {{"error", status.ToString()}});
+    LogJson("error", "issuer key reload refused; the current keys stay in force", {{"error", status.ToString()}});
   };
   auto table = ParseConfig(running.config_path);
   if (!table.ok()) return fail(table.status());
@@ -248,7 +236,7 @@ void ReloadIssuerKeys(const Settings& running, agentroot::attestation::VerifierC
   const std::string old_kid = core.issuer_keys()->signer->public_jwk().kid();
   auto rotated = core.RotateIssuerKeys(keys->signer, keys->published, "config");
   if (!rotated.ok()) return fail(rotated.status());
-  Log("info", *rotated ? "issuer keys rotated" : "issuer keys unchanged",
+  LogJson("info", *rotated ? "issuer keys rotated" : "issuer keys unchanged",
       {{"old_kid", old_kid}, {"kid", next.key_id}, {"published_key_ids", next.key_published_ids}});
 }
 
@@ -284,12 +272,12 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   if (port < 0 || port > 65535) return agentroot::common::InvalidArgumentError("listen: bad port");
 
   agentroot::http::BlockShutdownSignals(/*reload=*/true);
-  AR_ASSIGN_OR_RETURN(std::string roots, ReadFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
-  AR_ASSIGN_OR_RETURN(std::string cert, ReadFile(s.tls_certificate, "server.tls_certificate"));
-  AR_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(s.tls_private_key, "server.tls_private_key"));
+  AR_ASSIGN_OR_RETURN(std::string roots, ReadConfiguredFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
+  AR_ASSIGN_OR_RETURN(std::string cert, ReadConfiguredFile(s.tls_certificate, "server.tls_certificate"));
+  AR_ASSIGN_OR_RETURN(std::string key_pem, ReadConfiguredFile(s.tls_private_key, "server.tls_private_key"));
   std::string operator_ca;
   if (!s.operator_ca.empty()) {
-    AR_ASSIGN_OR_RETURN(operator_ca, ReadFile(s.operator_ca, "server.operator_ca"));
+    AR_ASSIGN_OR_RETURN(operator_ca, ReadConfiguredFile(s.operator_ca, "server.operator_ca"));
   }
 
   AR_ASSIGN_OR_RETURN(auto store, agentroot::attestation::store::Store::Open(s.store_uri, agentroot::common::Clock::System()));
@@ -309,7 +297,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
     audit.action = "operator.create";
     audit.subject = op.id;
     AR_RETURN_IF_ERROR(shared_store->CreateOperator(record, &audit));
-    Log("info", "bootstrap operator created", {{"operator", op.id}});
+    LogJson("info", "bootstrap operator created", {{"operator", op.id}});
   }
 
   AR_ASSIGN_OR_RETURN(IssuerKeySet issuer_keys, LoadIssuerKeys(s, /*generate_missing_signer=*/true));
@@ -349,11 +337,11 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   agentroot::attestation::VerifierService service(shared_core);
   AR_RETURN_IF_ERROR(service.Register(*server));
   AR_RETURN_IF_ERROR(server->Start());
-  Log("info", "listening", {{"address", address}, {"port", server->port()}, {"issuer", s.issuer},
+  LogJson("info", "listening", {{"address", address}, {"port", server->port()}, {"issuer", s.issuer},
                             {"store", shared_store->backend()}, {"issuer_key", s.key_backend},
                             {"kid", s.key_id}, {"published_key_ids", s.key_published_ids}});
   int sig = agentroot::http::WaitForShutdownSignal([&] { ReloadIssuerKeys(s, *shared_core); });
-  Log("info", "shutting down", {{"signal", sig}});
+  LogJson("info", "shutting down", {{"signal", sig}});
   server->Stop(std::chrono::seconds(10));
   return Status::Ok();
 }
