@@ -23,6 +23,7 @@ PACKAGES=(
   tpm2-tools swtpm swtpm-tools
   tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon dbus-bin
   curl
+  libfaketime           # clock-skew tests (THREATS.md #7)
   postgresql
   softhsm2 opensc
 )
