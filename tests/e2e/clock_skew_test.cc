@@ -68,6 +68,9 @@ class ClockSkewTest : public ::testing::Test {
 
   void TearDown() override {
     for (pid_t pid : children_) simulators::testing::KillChild(pid);
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      if (entry.path().extension() == ".log") simulators::testing::KeepLogForScan(entry.path(), "clock-skew");
+    }
     if (jwks_server_) jwks_server_->Stop();
     fs::remove_all(dir_);
   }

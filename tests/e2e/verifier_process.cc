@@ -51,7 +51,10 @@ Result<std::unique_ptr<VerifierProcess>> VerifierProcess::Start(VerifierProcessO
   return process;
 }
 
-VerifierProcess::~VerifierProcess() { Kill(); }
+VerifierProcess::~VerifierProcess() {
+  Kill();
+  simulators::testing::KeepLogForScan(options_.log, "agentroot-verifier");
+}
 
 Status VerifierProcess::Restart() {
   if (pid_ > 0) return common::FailedPreconditionError("the verifier is still running");
