@@ -5,6 +5,20 @@
 #include <algorithm>
 
 namespace agentroot::common {
+namespace {
+
+// One decoded part of a compact JWS as a JSON object; errors name the part.
+Result<Json> ParseObjectPart(const Bytes& bytes, const char* part, std::size_t max_bytes,
+                             std::size_t max_depth) {
+  auto json = ParseJsonStrict(ToString(bytes), JsonLimits{max_bytes, max_depth});
+  if (!json.ok()) return json.status().WithContext(std::string("jws ") + part);
+  if (!json->is_object()) {
+    return InvalidArgumentError(std::string("jws: ") + part + " is not a JSON object");
+  }
+  return json;
+}
+
+}  // namespace
 
 Result<VerificationKey> VerificationKey::Create(const Jwk& jwk, std::set<JwsAlgorithm> allowed) {
   if (allowed.empty()) return FailedPreconditionError("jws: a key needs at least one allowed alg");
@@ -102,21 +116,16 @@ Result<UnverifiedJws> ParseJwsCompact(std::string_view compact, JwsPayload paylo
   UnverifiedJws out;
   auto header_bytes = Base64UrlDecode(header_part);
   if (!header_bytes.ok()) return header_bytes.status().WithContext("jws header");
-  auto header = ParseJsonStrict(ToString(*header_bytes),
-                                JsonLimits{limits.max_header_bytes, limits.max_header_depth});
-  if (!header.ok()) return header.status().WithContext("jws header");
-  if (!header->is_object()) return InvalidArgumentError("jws: header is not a JSON object");
-  out.header = std::move(header).value();
+  AR_ASSIGN_OR_RETURN(out.header, ParseObjectPart(*header_bytes, "header", limits.max_header_bytes,
+                                                  limits.max_header_depth));
 
   auto payload = Base64UrlDecode(payload_part);
   if (!payload.ok()) return payload.status().WithContext("jws payload");
   out.payload = std::move(payload).value();
   if (payload_kind == JwsPayload::kJsonObject) {
-    auto json = ParseJsonStrict(ToString(out.payload),
-                                JsonLimits{limits.max_compact_bytes, limits.max_payload_depth});
-    if (!json.ok()) return json.status().WithContext("jws payload");
-    if (!json->is_object()) return InvalidArgumentError("jws: payload is not a JSON object");
-    out.payload_json = std::move(json).value();
+    AR_ASSIGN_OR_RETURN(out.payload_json, ParseObjectPart(out.payload, "payload",
+                                                          limits.max_compact_bytes,
+                                                          limits.max_payload_depth));
   }
 
   auto signature = Base64UrlDecode(signature_part);
