@@ -128,21 +128,6 @@ Result<AuthorizedRequest> AccessTokenValidator::Validate(std::string_view author
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   if (token.empty()) return TokenError("empty access token");
 
-  // The token first: its kid decides which issuer key, which may trigger a
-  // rate-limited JWKS refresh on rotation.
-  std::string kid;
-  if (std::size_t dot = token.find('.'); dot != std::string_view::npos) {
-    auto header_bytes = common::Base64UrlDecode(token.substr(0, dot));
-    if (header_bytes.ok()) {
-      auto header = common::ParseJsonStrict(common::ToString(*header_bytes));
-      if (header.ok() && header->is_object() && header->contains("kid") && (*header)["kid"].is_string()) {
-        kid = (*header)["kid"].get<std::string>();
-      }
-    }
-  }
-  auto keys = jwks_->Keys(kid);
-  if (!keys.ok()) return common::UnavailableError("issuer keys unavailable: " + keys.status().message());
-
   common::JwtValidationOptions options;
   options.issuer = policy_.issuer;
   options.audience = policy_.audience;
@@ -150,7 +135,18 @@ Result<AuthorizedRequest> AccessTokenValidator::Validate(std::string_view author
   options.leeway = policy_.leeway;
   options.max_lifetime = policy_.max_token_lifetime;
   options.clock = &clock_;
-  auto jwt = common::VerifyJwt(token, **keys, options);
+  // The token first, parsed once (unverified): its kid decides which issuer
+  // key, which may trigger a rate-limited JWKS refresh on rotation. A token
+  // that does not even parse is refused before the JWKS is consulted.
+  auto parsed = common::ParseJwsCompact(token, common::JwsPayload::kJsonObject, options.limits);
+  if (!parsed.ok()) return TokenError(parsed.status().message());
+  std::string_view kid;
+  if (auto it = parsed->header.find("kid"); it != parsed->header.end() && it->is_string()) {
+    kid = it->get_ref<const std::string&>();
+  }
+  auto keys = jwks_->Keys(kid);
+  if (!keys.ok()) return common::UnavailableError("issuer keys unavailable: " + keys.status().message());
+  auto jwt = common::VerifyJwt(std::move(parsed).value(), **keys, options);
   if (!jwt.ok()) return TokenError(jwt.status().message());
   const Json& claims = jwt->claims;
   for (const char* required : {"sub", "client_id", "jti"}) {

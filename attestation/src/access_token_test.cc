@@ -74,6 +74,19 @@ class AccessTokenTest : public ::testing::Test {
   std::unique_ptr<AccessTokenValidator> validator_;
 };
 
+TEST_F(AccessTokenTest, MalformedTokenIsRefusedWithoutConsultingTheJwks) {
+  std::string token = Token(Claims(*agent_));
+  for (const std::string& bad : {token + ".x", token.substr(0, token.rfind('.')), "W10." + token.substr(token.find('.') + 1),
+                                 std::string("!") + token}) {
+    auto result = Call(bad, Proof(*agent_, token));
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(OAuthErrorOf(result.status()), oauth_error::kInvalidToken) << result.status().message();
+  }
+  EXPECT_EQ(fetches_.load(), 0);
+  EXPECT_TRUE(Call(token, Proof(*agent_, token)).ok());
+  EXPECT_EQ(fetches_.load(), 1);
+}
+
 TEST_F(AccessTokenTest, BoundTokenWithTheAgentsProofIsAuthorized) {
   std::string token = Token(Claims(*agent_));
   auto result = Call(token, Proof(*agent_, token), "crm.read");

@@ -17,6 +17,8 @@ using common::StatusCode;
 namespace {
 
 constexpr std::size_t kMaxJtiLength = 256;
+constexpr std::size_t kMaxProofHeaderBytes = 8 * 1024;
+constexpr std::size_t kMaxProofJsonDepth = 8;
 
 Status ProofError(std::string_view detail) {
   return OAuthError(StatusCode::kUnauthenticated, oauth_error::kInvalidDpopProof, detail);
@@ -96,27 +98,6 @@ Result<std::string> NormalizePercentEncoding(std::string_view path) {
     }
   }
   return out;
-}
-
-struct Parts {
-  std::string_view header, payload, signature;
-};
-
-Result<Parts> Split(std::string_view jws) {
-  std::size_t a = jws.find('.');
-  std::size_t b = a == std::string_view::npos ? a : jws.find('.', a + 1);
-  if (b == std::string_view::npos || jws.find('.', b + 1) != std::string_view::npos) {
-    return ProofError("not a compact JWS");
-  }
-  return Parts{jws.substr(0, a), jws.substr(a + 1, b - a - 1), jws.substr(b + 1)};
-}
-
-Result<Json> DecodeJsonPart(std::string_view part, const char* what) {
-  auto bytes = common::Base64UrlDecode(part);
-  if (!bytes.ok()) return ProofError(std::string(what) + " is not base64url");
-  auto json = common::ParseJsonStrict(common::ToString(*bytes), common::JsonLimits{8 * 1024, 8});
-  if (!json.ok() || !json->is_object()) return ProofError(std::string(what) + " is not a JSON object");
-  return json;
 }
 
 }  // namespace
@@ -228,21 +209,36 @@ std::string AccessTokenHash(std::string_view access_token) {
   return common::Base64UrlEncode(common::Sha256(common::AsBytes(access_token)));
 }
 
-Result<VerifiedDpopProof> VerifyDpopProof(std::string_view proof, const DpopRequirements& req,
-                                          ReplayCache* replay) {
+Result<common::UnverifiedJws> ParseDpopProof(std::string_view proof, const DpopRequirements& req) {
   if (proof.empty()) return ProofError("missing DPoP proof");
   if (proof.size() > req.max_proof_bytes) return ProofError("proof too large");
-  AR_ASSIGN_OR_RETURN(Parts parts, Split(proof));
-  AR_ASSIGN_OR_RETURN(Json header, DecodeJsonPart(parts.header, "header"));
+  common::JwsLimits limits;
+  limits.max_compact_bytes = req.max_proof_bytes;
+  limits.max_header_bytes = kMaxProofHeaderBytes;
+  limits.max_header_depth = kMaxProofJsonDepth;
+  limits.max_payload_depth = kMaxProofJsonDepth;
+  auto parsed = common::ParseJwsCompact(proof, common::JwsPayload::kJsonObject, limits);
+  if (!parsed.ok()) return ProofError(parsed.status().message());
+  return parsed;
+}
 
+Result<VerifiedDpopProof> VerifyDpopProof(std::string_view proof, const DpopRequirements& req,
+                                          ReplayCache* replay) {
+  AR_ASSIGN_OR_RETURN(common::UnverifiedJws parsed, ParseDpopProof(proof, req));
+  return VerifyDpopProof(std::move(parsed), req, replay);
+}
+
+Result<VerifiedDpopProof> VerifyDpopProof(common::UnverifiedJws proof, const DpopRequirements& req,
+                                          ReplayCache* replay) {
+  const Json& header = proof.header;
   auto typ = header.find("typ");
-  if (typ == header.end() || !typ->is_string() || typ->get<std::string>() != "dpop+jwt") {
+  if (typ == header.end() || !typ->is_string() || typ->get_ref<const std::string&>() != "dpop+jwt") {
     return ProofError("typ must be dpop+jwt");
   }
   if (header.contains("crit")) return ProofError("crit is not supported");
   auto alg_name = header.find("alg");
   if (alg_name == header.end() || !alg_name->is_string()) return ProofError("alg missing");
-  auto alg = common::ParseJwsAlgorithm(alg_name->get<std::string>());
+  auto alg = common::ParseJwsAlgorithm(alg_name->get_ref<const std::string&>());
   if (!alg.ok() || req.allowed_algorithms.count(*alg) == 0) return ProofError("alg not allowed");
   auto jwk_json = header.find("jwk");
   if (jwk_json == header.end()) return ProofError("jwk missing from the header");
@@ -250,14 +246,12 @@ Result<VerifiedDpopProof> VerifyDpopProof(std::string_view proof, const DpopRequ
   if (!jwk.ok()) return ProofError("jwk rejected: " + jwk.status().message());
   auto key = common::VerificationKey::Create(*jwk, {*alg});
   if (!key.ok()) return ProofError("alg does not fit the jwk");
-  auto signature = common::Base64UrlDecode(parts.signature);
-  if (!signature.ok()) return ProofError("signature is not base64url");
-  std::string_view signing_input = proof.substr(0, parts.header.size() + 1 + parts.payload.size());
-  if (!common::VerifySignature(*key, *alg, common::AsBytes(signing_input), *signature).ok()) {
+  if (!common::VerifySignature(*key, *alg, common::AsBytes(proof.signing_input), proof.signature).ok()) {
     return ProofError("signature does not verify");
   }
 
-  AR_ASSIGN_OR_RETURN(Json claims, DecodeJsonPart(parts.payload, "payload"));
+  const Json& claims = proof.payload_json;
+  if (!claims.is_object()) return ProofError("payload is not a JSON object");
   auto jti = claims.find("jti");
   if (jti == claims.end() || !jti->is_string() || jti->get<std::string>().empty() ||
       jti->get<std::string>().size() > kMaxJtiLength) {

@@ -107,6 +107,36 @@ TEST_F(Rfc9449Test, ReplayedProofIsRejectedOnce) {
   EXPECT_NE(again.status().message().find("replayed"), std::string::npos);
 }
 
+TEST_F(Rfc9449Test, ParsedProofIsUnverifiedUntilVerified) {
+  // ParseDpopProof reads claims without checking anything; verifying that
+  // parse is the same as verifying the string.
+  const std::string proof = v_["token_request_proof"].get<std::string>();
+  auto parsed = ParseDpopProof(proof, TokenRequest());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->payload_json["htm"], "POST");
+  auto verified = VerifyDpopProof(*std::move(parsed), TokenRequest(), nullptr);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->jkt, v_["jkt"].get<std::string>());
+  // A forged signature parses (nothing is verified yet) and then fails.
+  std::vector<std::string> parts = Split(proof);
+  std::string forged = parts[0] + "." + parts[1] + "." + common::Base64UrlEncode(common::Bytes(64, 7));
+  auto forged_parse = ParseDpopProof(forged, TokenRequest());
+  ASSERT_TRUE(forged_parse.ok());
+  auto refused = VerifyDpopProof(*std::move(forged_parse), TokenRequest(), nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(OAuthErrorOf(refused.status()), oauth_error::kInvalidDpopProof);
+  // Malformed or oversized proofs fail the parse itself, as invalid_dpop_proof.
+  DpopRequirements small = TokenRequest();
+  small.max_proof_bytes = proof.size() - 1;
+  for (const auto& [text, req] : {std::pair{proof + ".x", TokenRequest()}, std::pair{parts[0] + "." + parts[1], TokenRequest()},
+                                  std::pair{std::string("[1]." + parts[1] + "." + parts[2]), TokenRequest()},
+                                  std::pair{proof, small}}) {
+    auto failed = ParseDpopProof(text, req);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(OAuthErrorOf(failed.status()), oauth_error::kInvalidDpopProof) << failed.status().message();
+  }
+}
+
 TEST_F(Rfc9449Test, EveryBitFlipAndTruncationIsRejected) {
   std::string proof = v_["token_request_proof"].get<std::string>();
   std::vector<std::string> parts = Split(proof);

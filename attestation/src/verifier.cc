@@ -510,25 +510,24 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   req.method = "POST";
   req.url = config_.token_endpoint;
   req.clock = &clock_;
+  // Parsed once, unverified: the nonce is read from this parse and the same
+  // parse is then verified.
+  auto parsed = ParseDpopProof(request.dpop_proof, req);
   if (config_.require_dpop_nonce) {
     // The nonce the proof claims; verified with the proof's signature below,
     // consumed only after that, so a forged proof cannot burn a nonce.
     std::optional<std::string> claimed;
-    std::size_t first = request.dpop_proof.find('.');
-    std::size_t second = first == std::string::npos ? first : request.dpop_proof.find('.', first + 1);
-    if (second != std::string::npos) {
-      auto payload = common::Base64UrlDecode(std::string_view(request.dpop_proof).substr(first + 1, second - first - 1));
-      auto claims = payload.ok() ? common::ParseJsonStrict(common::ToString(*payload)) : common::Result<Json>(payload.status());
-      if (claims.ok() && claims->is_object() && claims->contains("nonce") && (*claims)["nonce"].is_string()) {
-        claimed = (*claims)["nonce"].get<std::string>();
-      }
+    if (parsed.ok()) {
+      auto it = parsed->payload_json.find("nonce");
+      if (it != parsed->payload_json.end() && it->is_string()) claimed = it->get<std::string>();
     }
     if (!claimed) {
       return OAuthError(StatusCode::kUnauthenticated, oauth_error::kUseDpopNonce, "a server nonce is required");
     }
     req.nonce = *claimed;
   }
-  auto proof = VerifyDpopProof(request.dpop_proof, req, &replay);
+  auto proof = parsed.ok() ? VerifyDpopProof(std::move(parsed).value(), req, &replay)
+                           : Result<VerifiedDpopProof>(parsed.status());
   if (proof.ok() && config_.require_dpop_nonce && !store_->ConsumeNonce(*req.nonce, "dpop", now).ok()) {
     return OAuthError(StatusCode::kUnauthenticated, oauth_error::kUseDpopNonce, "the nonce is unknown, used or expired");
   }

@@ -1,12 +1,14 @@
 #include "agentroot/common/jwk.h"
 
 #include <openssl/core_names.h>
-#include <openssl/sha.h>
 
 #include <array>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
+
+#include "agentroot/common/signer.h"  // Sha256
 
 namespace agentroot::common {
 namespace {
@@ -48,9 +50,10 @@ Result<Bytes> BignumParam(const EVP_PKEY* key, const char* name, int pad_to) {
 // Building an OpenSSL EC key from its coordinates recreates the curve group
 // each time (~30% of an ECDSA verify in OpenSSL 3.0). Clients present the
 // same keys again and again (a DPoP key signs every request), so validated
-// keys are kept in a small LRU keyed by the complete public key material.
-// Entries are immutable public keys: a hit returns exactly the key the
-// coordinates denote.
+// keys are kept in a small LRU keyed by the complete public key material,
+// with their thumbprint (a SHA-256 a DPoP proof would otherwise pay on every
+// request). Entries are immutable: a hit returns exactly the key and
+// thumbprint the coordinates denote.
 class BuiltKeyCache {
  public:
   static BuiltKeyCache& Instance() {
@@ -58,18 +61,24 @@ class BuiltKeyCache {
     return *cache;
   }
 
-  std::shared_ptr<EVP_PKEY> Find(const std::string& id) {
+  // A built key and the RFC 7638 thumbprint of the same key material.
+  struct Entry {
+    std::shared_ptr<EVP_PKEY> key;
+    std::string thumbprint;
+  };
+
+  std::optional<Entry> Find(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = index_.find(id);
-    if (it == index_.end()) return nullptr;
+    if (it == index_.end()) return std::nullopt;
     order_.splice(order_.begin(), order_, it->second);
     return it->second->second;
   }
 
-  void Insert(const std::string& id, std::shared_ptr<EVP_PKEY> key) {
+  void Insert(const std::string& id, Entry entry) {
     std::lock_guard<std::mutex> lock(mu_);
     if (index_.count(id) != 0) return;
-    order_.emplace_front(id, std::move(key));
+    order_.emplace_front(id, std::move(entry));
     index_[id] = order_.begin();
     if (order_.size() > kCapacity) {
       index_.erase(order_.back().first);
@@ -80,7 +89,7 @@ class BuiltKeyCache {
  private:
   static constexpr std::size_t kCapacity = 4096;
   std::mutex mu_;
-  std::list<std::pair<std::string, std::shared_ptr<EVP_PKEY>>> order_;
+  std::list<std::pair<std::string, Entry>> order_;
   std::unordered_map<std::string, decltype(order_)::iterator> index_;
 };
 
@@ -182,7 +191,8 @@ Status Jwk::BuildKey() {
   cache_id.append(a_.begin(), a_.end());
   cache_id.append(b_.begin(), b_.end());
   if (auto cached = BuiltKeyCache::Instance().Find(cache_id)) {
-    pkey_ = std::move(cached);
+    pkey_ = std::move(cached->key);
+    thumbprint_ = std::move(cached->thumbprint);
     return Status::Ok();
   }
   Result<EvpPkeyPtr> built = InternalError("jwk: no key type");
@@ -199,7 +209,8 @@ Status Jwk::BuildKey() {
   if (!built.ok()) return built.status().WithContext("jwk");
   EvpPkeyPtr key = std::move(built).value();
   pkey_ = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
-  BuiltKeyCache::Instance().Insert(cache_id, pkey_);
+  thumbprint_ = ComputeThumbprint();
+  BuiltKeyCache::Instance().Insert(cache_id, {pkey_, thumbprint_});
   return Status::Ok();
 }
 
@@ -221,7 +232,7 @@ Json Jwk::ToJson() const {
   return json;
 }
 
-std::string Jwk::Thumbprint() const {
+std::string Jwk::ComputeThumbprint() const {
   // RFC 7638 §3.2: required members only, lexicographic order, no
   // whitespace. Built by hand so the byte string is exactly specified.
   std::string canonical;
@@ -232,9 +243,7 @@ std::string Jwk::Thumbprint() const {
     canonical = R"({"e":")" + Base64UrlEncode(b_) + R"(","kty":"RSA","n":")" +
                 Base64UrlEncode(a_) + R"("})";
   }
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(canonical.data()), canonical.size(), digest);
-  return Base64UrlEncode(ByteView(digest, sizeof(digest)));
+  return Base64UrlEncode(Sha256(AsBytes(canonical)));
 }
 
 int Jwk::bits() const {

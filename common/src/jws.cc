@@ -7,32 +7,15 @@
 namespace agentroot::common {
 namespace {
 
-struct CompactParts {
-  std::string_view header;
-  std::string_view payload;
-  std::string_view signature;
-};
-
-Result<CompactParts> SplitCompact(std::string_view compact, const JwsLimits& limits) {
-  if (compact.size() > limits.max_compact_bytes) {
-    return InvalidArgumentError("jws: token of " + std::to_string(compact.size()) +
-                                " bytes exceeds the limit");
+// One decoded part of a compact JWS as a JSON object; errors name the part.
+Result<Json> ParseObjectPart(const Bytes& bytes, const char* part, std::size_t max_bytes,
+                             std::size_t max_depth) {
+  auto json = ParseJsonStrict(ToString(bytes), JsonLimits{max_bytes, max_depth});
+  if (!json.ok()) return json.status().WithContext(std::string("jws ") + part);
+  if (!json->is_object()) {
+    return InvalidArgumentError(std::string("jws: ") + part + " is not a JSON object");
   }
-  std::size_t first = compact.find('.');
-  if (first == std::string_view::npos) return InvalidArgumentError("jws: expected 3 parts, got 1");
-  std::size_t second = compact.find('.', first + 1);
-  if (second == std::string_view::npos) return InvalidArgumentError("jws: expected 3 parts, got 2");
-  if (compact.find('.', second + 1) != std::string_view::npos) {
-    return InvalidArgumentError("jws: more than 3 parts (JWE or malformed)");
-  }
-  CompactParts parts{compact.substr(0, first), compact.substr(first + 1, second - first - 1),
-                     compact.substr(second + 1)};
-  if (parts.header.empty()) return InvalidArgumentError("jws: empty header");
-  if (parts.signature.empty()) return InvalidArgumentError("jws: empty signature");
-  if (parts.header.size() > limits.max_header_bytes) {
-    return InvalidArgumentError("jws: header exceeds the limit");
-  }
-  return parts;
+  return json;
 }
 
 }  // namespace
@@ -108,31 +91,73 @@ Result<std::string> SignJwsCompact(const Json& extra_header, ByteView payload,
   return signing_input + "." + Base64UrlEncode(signature);
 }
 
+Result<UnverifiedJws> ParseJwsCompact(std::string_view compact, JwsPayload payload_kind,
+                                      const JwsLimits& limits) {
+  if (compact.size() > limits.max_compact_bytes) {
+    return InvalidArgumentError("jws: token of " + std::to_string(compact.size()) +
+                                " bytes exceeds the limit");
+  }
+  const std::size_t first = compact.find('.');
+  if (first == std::string_view::npos) return InvalidArgumentError("jws: expected 3 parts, got 1");
+  const std::size_t second = compact.find('.', first + 1);
+  if (second == std::string_view::npos) return InvalidArgumentError("jws: expected 3 parts, got 2");
+  if (compact.find('.', second + 1) != std::string_view::npos) {
+    return InvalidArgumentError("jws: more than 3 parts (JWE or malformed)");
+  }
+  const std::string_view header_part = compact.substr(0, first);
+  const std::string_view payload_part = compact.substr(first + 1, second - first - 1);
+  const std::string_view signature_part = compact.substr(second + 1);
+  if (header_part.empty()) return InvalidArgumentError("jws: empty header");
+  if (signature_part.empty()) return InvalidArgumentError("jws: empty signature");
+  if (header_part.size() > limits.max_header_bytes) {
+    return InvalidArgumentError("jws: header exceeds the limit");
+  }
+
+  UnverifiedJws out;
+  auto header_bytes = Base64UrlDecode(header_part);
+  if (!header_bytes.ok()) return header_bytes.status().WithContext("jws header");
+  AR_ASSIGN_OR_RETURN(out.header, ParseObjectPart(*header_bytes, "header", limits.max_header_bytes,
+                                                  limits.max_header_depth));
+
+  auto payload = Base64UrlDecode(payload_part);
+  if (!payload.ok()) return payload.status().WithContext("jws payload");
+  out.payload = std::move(payload).value();
+  if (payload_kind == JwsPayload::kJsonObject) {
+    AR_ASSIGN_OR_RETURN(out.payload_json, ParseObjectPart(out.payload, "payload",
+                                                          limits.max_compact_bytes,
+                                                          limits.max_payload_depth));
+  }
+
+  auto signature = Base64UrlDecode(signature_part);
+  if (!signature.ok()) return signature.status().WithContext("jws signature");
+  out.signature = std::move(signature).value();
+  out.signing_input = compact.substr(0, second);
+  return out;
+}
+
 Result<VerifiedJws> VerifyJwsCompact(std::string_view compact,
                                      std::span<const VerificationKey> keys,
                                      const JwsLimits& limits) {
-  AR_ASSIGN_OR_RETURN(CompactParts parts, SplitCompact(compact, limits));
+  AR_ASSIGN_OR_RETURN(UnverifiedJws jws, ParseJwsCompact(compact, JwsPayload::kBytes, limits));
+  return VerifyJwsCompact(std::move(jws), keys);
+}
 
-  auto header_bytes = Base64UrlDecode(parts.header);
-  if (!header_bytes.ok()) return header_bytes.status().WithContext("jws header");
-  auto header = ParseJsonStrict(ToString(*header_bytes), JsonLimits{limits.max_header_bytes, 8});
-  if (!header.ok()) return header.status().WithContext("jws header");
-  if (!header->is_object()) return InvalidArgumentError("jws: header is not a JSON object");
-
-  auto alg_name = GetString(*header, "alg");
+Result<VerifiedJws> VerifyJwsCompact(UnverifiedJws jws, std::span<const VerificationKey> keys) {
+  const Json& header = jws.header;
+  if (!header.is_object()) return InvalidArgumentError("jws: header is not a JSON object");
+  auto alg_name = GetString(header, "alg");
   if (!alg_name.ok()) return alg_name.status().WithContext("jws header");
   auto alg = ParseJwsAlgorithm(*alg_name);
   if (!alg.ok()) return UnauthenticatedError(alg.status().message());
-  if (header->contains("crit")) {
+  if (header.contains("crit")) {
     return InvalidArgumentError("jws: crit names extensions this verifier does not understand");
   }
 
   // Select the key: by kid when present, else the only key.
   const VerificationKey* key = nullptr;
-  std::string kid;
-  if (auto it = header->find("kid"); it != header->end()) {
+  if (auto it = header.find("kid"); it != header.end()) {
     if (!it->is_string()) return InvalidArgumentError("jws: kid is not a string");
-    kid = it->get<std::string>();
+    const std::string& kid = it->get_ref<const std::string&>();
     auto match = std::find_if(keys.begin(), keys.end(),
                               [&](const VerificationKey& k) { return k.kid() == kid; });
     if (match == keys.end()) {
@@ -149,16 +174,10 @@ Result<VerifiedJws> VerifyJwsCompact(std::string_view compact,
   // "jku", "x5u", "jwk" and "x5c" are attacker-controlled and deliberately
   // not consulted: only the caller's trusted keys can verify.
 
-  auto signature = Base64UrlDecode(parts.signature);
-  if (!signature.ok()) return signature.status().WithContext("jws signature");
-  auto payload = Base64UrlDecode(parts.payload);
-  if (!payload.ok()) return payload.status().WithContext("jws payload");
+  AR_RETURN_IF_ERROR(VerifySignature(*key, *alg, AsBytes(jws.signing_input), jws.signature));
 
-  std::string_view signing_input =
-      compact.substr(0, parts.header.size() + 1 + parts.payload.size());
-  AR_RETURN_IF_ERROR(VerifySignature(*key, *alg, AsBytes(signing_input), *signature));
-
-  return VerifiedJws{std::move(header).value(), std::move(payload).value(), *alg, key->kid()};
+  return VerifiedJws{std::move(jws.header), std::move(jws.payload), std::move(jws.payload_json),
+                     *alg, key->kid()};
 }
 
 }  // namespace agentroot::common

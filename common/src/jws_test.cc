@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <openssl/hmac.h>
+#include <openssl/ecdsa.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "agentroot/common/signer.h"
@@ -345,6 +348,153 @@ TEST(JwsAttackTest, MalformedStructureIsRejected) {
   EXPECT_EQ(VerifyJwsCompact(jws, {}).status().code(), StatusCode::kFailedPrecondition);
 }
 
+// ParseJwsCompact: the one unverified parser every JWS goes through.
+
+class ParseJwsCompactTest : public ::testing::Test {
+ protected:
+  Json a3_ = LoadVector("rfc7515_a3.json");
+  std::string jws_ = a3_["jws"].get<std::string>();
+  std::vector<std::string> parts_ = Split(jws_);
+
+  // Expects INVALID_ARGUMENT with `what` in the message.
+  static void ExpectRejected(std::string_view compact, std::string_view what,
+                             JwsPayload payload = JwsPayload::kBytes, const JwsLimits& limits = {}) {
+    auto parsed = ParseJwsCompact(compact, payload, limits);
+    ASSERT_FALSE(parsed.ok()) << "accepted: " << compact.substr(0, 80);
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find(what), std::string::npos) << parsed.status().message();
+  }
+};
+
+TEST_F(ParseJwsCompactTest, DecodesEveryPartOfTheRfcVector) {
+  auto parsed = ParseJwsCompact(jws_, JwsPayload::kJsonObject);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->header, (Json{{"alg", "ES256"}}));
+  EXPECT_EQ(ToString(parsed->payload), a3_["payload"].get<std::string>());
+  EXPECT_EQ(parsed->payload_json["iss"], "joe");
+  EXPECT_EQ(parsed->payload_json["exp"], 1300819380);
+  EXPECT_EQ(parsed->signing_input, parts_[0] + "." + parts_[1]);
+  // The view points into the caller's string, not into a copy.
+  EXPECT_EQ(parsed->signing_input.data(), jws_.data());
+  EXPECT_EQ(parsed->signature, *Base64UrlDecode(parts_[2]));
+  EXPECT_EQ(parsed->signature.size(), 64u);
+
+  auto bytes_only = ParseJwsCompact(jws_);
+  ASSERT_TRUE(bytes_only.ok());
+  EXPECT_TRUE(bytes_only->payload_json.is_null());
+  EXPECT_EQ(bytes_only->payload, parsed->payload);
+}
+
+TEST_F(ParseJwsCompactTest, VerifiesNothing) {
+  // A signature of the right shape by nobody: the parse accepts it (it is
+  // unverified by definition); verifying the parse refuses it.
+  std::string forged = parts_[0] + "." + parts_[1] + "." + Base64UrlEncode(Bytes(64, 0x5a));
+  auto parsed = ParseJwsCompact(forged);
+  ASSERT_TRUE(parsed.ok());
+  std::vector<VerificationKey> keys = {KeyFor(a3_["jwk"], {JwsAlgorithm::kEs256})};
+  auto verified = VerifyJwsCompact(*std::move(parsed), keys);
+  ASSERT_FALSE(verified.ok());
+  EXPECT_EQ(verified.status().code(), StatusCode::kUnauthenticated);
+  // alg "none" and a header jwk parse too; only verification refuses them.
+  Json none = {{"alg", "none"}, {"jwk", a3_["jwk"]}};
+  EXPECT_TRUE(ParseJwsCompact(Base64UrlEncode(none.dump()) + "." + parts_[1] + ".AA").ok());
+}
+
+TEST_F(ParseJwsCompactTest, VerifyingTheParseEqualsVerifyingTheString) {
+  std::vector<VerificationKey> keys = {KeyFor(a3_["jwk"], {JwsAlgorithm::kEs256})};
+  auto parsed = ParseJwsCompact(jws_, JwsPayload::kJsonObject);
+  ASSERT_TRUE(parsed.ok());
+  auto from_parse = VerifyJwsCompact(*std::move(parsed), keys);
+  auto from_string = VerifyJwsCompact(jws_, keys);
+  ASSERT_TRUE(from_parse.ok()) << from_parse.status().ToString();
+  ASSERT_TRUE(from_string.ok());
+  EXPECT_EQ(from_parse->header, from_string->header);
+  EXPECT_EQ(from_parse->payload, from_string->payload);
+  EXPECT_EQ(from_parse->payload_json["iss"], "joe");
+  EXPECT_TRUE(from_string->payload_json.is_null());
+}
+
+TEST_F(ParseJwsCompactTest, RequiresExactlyThreeParts) {
+  ExpectRejected(parts_[0], "got 1");
+  ExpectRejected(parts_[0] + "." + parts_[1], "got 2");
+  ExpectRejected(jws_ + ".", "more than 3 parts");
+  ExpectRejected(jws_ + "." + parts_[2], "more than 3 parts");
+  ExpectRejected(jws_ + ".a.b", "more than 3 parts");
+  ExpectRejected("", "got 1");
+  ExpectRejected("..", "empty header");
+  ExpectRejected("." + parts_[1] + "." + parts_[2], "empty header");
+  ExpectRejected(parts_[0] + "." + parts_[1] + ".", "empty signature");
+  // An empty payload is a valid JWS (RFC 7515 §7.1) but not a JSON object.
+  EXPECT_TRUE(ParseJwsCompact(parts_[0] + ".." + parts_[2]).ok());
+  ExpectRejected(parts_[0] + ".." + parts_[2], "jws payload", JwsPayload::kJsonObject);
+}
+
+TEST_F(ParseJwsCompactTest, RequiresStrictBase64UrlInEveryPart) {
+  for (int part = 0; part < 3; ++part) {
+    const char* context = part == 0 ? "jws header" : part == 1 ? "jws payload" : "jws signature";
+    for (std::string_view bad : {"=", "==", "+", "/", " ", "\n", "%", "!"}) {
+      std::vector<std::string> mutated = parts_;
+      mutated[part] += bad;
+      ExpectRejected(Join(mutated), context);
+    }
+    // Length 1 (mod 4) is impossible; "AB" has non-zero trailing bits.
+    std::vector<std::string> mutated = parts_;
+    mutated[part] = part == 0 ? Base64UrlEncode(std::string_view(R"({"alg":"ES256"})")) + "A" : "A";
+    ExpectRejected(Join(mutated), context);
+    mutated[part] = "AB";
+    ExpectRejected(Join(mutated), context);
+  }
+  // Standard base64 in place of base64url.
+  std::string std_alphabet = parts_[2];
+  for (char& c : std_alphabet) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  ASSERT_NE(std_alphabet, parts_[2]);
+  ExpectRejected(parts_[0] + "." + parts_[1] + "." + std_alphabet, "jws signature");
+}
+
+TEST_F(ParseJwsCompactTest, HeaderMustBeOneJsonObject) {
+  for (std::string_view header : {"[1]", "[]", "\"alg\"", "1", "null", "true"}) {
+    ExpectRejected(Base64UrlEncode(header) + "." + parts_[1] + "." + parts_[2], "not a JSON object");
+  }
+  for (std::string_view header : {"{", R"({"alg":"ES256"} {})", R"({"alg":"ES256",})",
+                                  R"({"alg":"ES256","alg":"none"})", "{\"alg\":\"\xff\"}"}) {
+    ExpectRejected(Base64UrlEncode(header) + "." + parts_[1] + "." + parts_[2], "jws header");
+  }
+  // The payload is only bytes unless asked for as a JSON object.
+  std::string array_payload = parts_[0] + "." + Base64UrlEncode(std::string_view("[1]")) + "." + parts_[2];
+  EXPECT_TRUE(ParseJwsCompact(array_payload).ok());
+  ExpectRejected(array_payload, "payload is not a JSON object", JwsPayload::kJsonObject);
+  ExpectRejected(parts_[0] + "." + Base64UrlEncode(std::string_view(R"({"a":1,"a":2})")) + "." + parts_[2],
+                 "duplicate", JwsPayload::kJsonObject);
+}
+
+TEST_F(ParseJwsCompactTest, SizesAndDepthsAreBounded) {
+  JwsLimits limits;
+  // The whole token.
+  limits.max_compact_bytes = jws_.size();
+  EXPECT_TRUE(ParseJwsCompact(jws_, JwsPayload::kJsonObject, limits).ok());
+  limits.max_compact_bytes = jws_.size() - 1;
+  ExpectRejected(jws_, "exceeds the limit", JwsPayload::kBytes, limits);
+  ExpectRejected(std::string(70000, 'a'), "exceeds the limit");
+  // The encoded header.
+  limits = {};
+  limits.max_header_bytes = parts_[0].size();
+  EXPECT_TRUE(ParseJwsCompact(jws_, JwsPayload::kBytes, limits).ok());
+  limits.max_header_bytes = parts_[0].size() - 1;
+  ExpectRejected(jws_, "header exceeds the limit", JwsPayload::kBytes, limits);
+  // Nesting: the header at most max_header_depth deep, the payload at most
+  // max_payload_depth.
+  Json nested = 1;
+  for (int i = 0; i < 9; ++i) nested = Json::array({nested});
+  Json deep_header = {{"alg", "ES256"}, {"x", nested}};
+  ExpectRejected(Base64UrlEncode(deep_header.dump()) + "." + parts_[1] + "." + parts_[2], "nesting");
+  Json deep_claims = {{"x", nested}};
+  std::string deep_payload = parts_[0] + "." + Base64UrlEncode(deep_claims.dump()) + "." + parts_[2];
+  EXPECT_TRUE(ParseJwsCompact(deep_payload, JwsPayload::kJsonObject).ok());
+  limits = {};
+  limits.max_payload_depth = 8;
+  ExpectRejected(deep_payload, "nesting", JwsPayload::kJsonObject, limits);
+}
+
 TEST(JwsSignTest, RefusesCallerSuppliedAlgAndCrit) {
   auto signer = OpenSslSigner::Generate(JwsAlgorithm::kEs256);
   EXPECT_FALSE(SignJwsCompact(Json{{"alg", "none"}}, AsBytes("x"), **signer).ok());
@@ -368,6 +518,52 @@ TEST(EcdsaConversionTest, DerJoseRoundTripAndStrictness) {
   EXPECT_FALSE(EcdsaDerToJose(trailing).ok());
   EXPECT_FALSE(EcdsaDerToJose(ByteView(*der).first(der->size() - 1)).ok());
   EXPECT_FALSE(EcdsaJoseToDer(ByteView(*jose).first(63)).ok());
+}
+
+TEST(EcdsaConversionTest, HandEncodedDerIsExactlyOpenSslsEncoding) {
+  // Reference: OpenSSL's own encoder over the same scalars.
+  auto reference = [](ByteView jose) {
+    BignumPtr r(BN_bin2bn(jose.data(), 32, nullptr));
+    BignumPtr s(BN_bin2bn(jose.data() + 32, 32, nullptr));
+    EcdsaSigPtr sig(ECDSA_SIG_new());
+    EXPECT_EQ(ECDSA_SIG_set0(sig.get(), r.release(), s.release()), 1);
+    Bytes der(static_cast<std::size_t>(i2d_ECDSA_SIG(sig.get(), nullptr)));
+    uint8_t* out = der.data();
+    i2d_ECDSA_SIG(sig.get(), &out);
+    return der;
+  };
+  const Bytes order = *HexDecode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+  std::vector<Bytes> scalars = {*HexDecode(std::string(62, '0') + "01"), order, order, Bytes(32, 0x7f),
+                                Bytes(32, 0x80), Bytes(32, 0x00), Bytes(32, 0xff)};
+  scalars[1].back() -= 1;  // n - 1: the largest valid scalar
+  scalars[2] = order;      // n: invalid
+  for (int i = 0; i < 500; ++i) {
+    Bytes v(32);
+    ASSERT_EQ(RAND_bytes(v.data(), 32), 1);
+    // Leading zero octets and high bits exercise minimal encoding and padding.
+    for (int z = 0; z < i % 34 && z < 32; ++z) v[static_cast<std::size_t>(z)] = 0;
+    scalars.push_back(std::move(v));
+  }
+  int valid = 0;
+  for (std::size_t i = 0; i < scalars.size(); ++i) {
+    const Bytes& r = scalars[i];
+    const Bytes& s = scalars[(i * 7 + 3) % scalars.size()];
+    Bytes jose = r;
+    jose.insert(jose.end(), s.begin(), s.end());
+    auto in_range = [&](const Bytes& v) {
+      return v != Bytes(32, 0) && std::lexicographical_compare(v.begin(), v.end(), order.begin(), order.end());
+    };
+    auto der = EcdsaJoseToDer(jose);
+    if (in_range(r) && in_range(s)) {
+      ASSERT_TRUE(der.ok()) << i;
+      EXPECT_EQ(*der, reference(jose)) << i;
+      EXPECT_EQ(*EcdsaDerToJose(*der), jose) << i;
+      ++valid;
+    } else {
+      EXPECT_FALSE(der.ok()) << i;
+    }
+  }
+  EXPECT_GT(valid, 400);
 }
 
 TEST(SignerTest, KeyMustMatchAlgorithm) {

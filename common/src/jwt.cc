@@ -68,11 +68,18 @@ Result<std::string> SignJwt(const Json& claims, const Signer& signer, std::strin
 
 Result<VerifiedJwt> VerifyJwt(std::string_view token, std::span<const VerificationKey> keys,
                               const JwtValidationOptions& options) {
+  AR_ASSIGN_OR_RETURN(UnverifiedJws parsed,
+                      ParseJwsCompact(token, JwsPayload::kJsonObject, options.limits));
+  return VerifyJwt(std::move(parsed), keys, options);
+}
+
+Result<VerifiedJwt> VerifyJwt(UnverifiedJws token, std::span<const VerificationKey> keys,
+                              const JwtValidationOptions& options) {
   if (options.issuer.empty()) return FailedPreconditionError("jwt: no expected issuer configured");
   if (options.leeway < std::chrono::seconds(0) || options.leeway > kMaxLeeway) {
     return FailedPreconditionError("jwt: leeway must be between 0 and 300 seconds");
   }
-  AR_ASSIGN_OR_RETURN(VerifiedJws jws, VerifyJwsCompact(token, keys, options.limits));
+  AR_ASSIGN_OR_RETURN(VerifiedJws jws, VerifyJwsCompact(std::move(token), keys));
 
   if (!options.typ.empty()) {
     auto typ = jws.header.find("typ");
@@ -84,7 +91,13 @@ Result<VerifiedJwt> VerifyJwt(std::string_view token, std::span<const Verificati
     }
   }
 
-  AR_ASSIGN_OR_RETURN(Json claims, ParseJsonStrict(ToString(jws.payload)));
+  // Parsed with the token unless the caller parsed it as bytes.
+  Json claims = std::move(jws.payload_json);
+  if (claims.is_null()) {
+    AR_ASSIGN_OR_RETURN(claims, ParseJsonStrict(ToString(jws.payload),
+                                                JsonLimits{options.limits.max_compact_bytes,
+                                                           options.limits.max_payload_depth}));
+  }
   if (!claims.is_object()) return InvalidArgumentError("jwt: claims are not a JSON object");
 
   auto iss = claims.find("iss");

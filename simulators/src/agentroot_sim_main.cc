@@ -65,8 +65,9 @@ int RunEkCert(const std::string& tcti, const std::string& kind_name, const std::
   return 0;
 }
 
-// Internal (used by simulators::testing::ScopedFleetDir): blocks until `fd`
-// delivers the dismiss byte or reaches EOF. EOF means the owner died without
+// Internal (used by simulators::testing::ScopedFleetDir through
+// common::testing::CleanupWatchdog): blocks until `fd` delivers the dismiss
+// line ("dismiss\n": its first byte is enough) or reaches EOF. EOF means the owner died without
 // cleaning up: stop the fleet in DIR and, with --remove-dir, delete DIR.
 int RunWatchdog(const std::string& dir, int fd, bool remove_dir) {
   char c = 0;

@@ -74,6 +74,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (hex.ok()) Require(hex->size() * 2 == size);
 #elif AGENTROOT_FUZZ_TARGET == 8  // certificate
   (void)agentroot::attestation::ParseCertificate(input);
+#elif AGENTROOT_FUZZ_TARGET == 9  // jws_parse: the one unverified compact-JWS parser
+  using agentroot::common::JwsPayload;
+  auto as_bytes = agentroot::common::ParseJwsCompact(text);
+  auto as_json = agentroot::common::ParseJwsCompact(text, JwsPayload::kJsonObject);
+  // Parsing the payload as JSON only ever narrows what is accepted.
+  if (as_json.ok()) Require(as_bytes.ok() && as_json->payload == as_bytes->payload);
+  if (as_bytes.ok()) {
+    const std::string_view signing_input = as_bytes->signing_input;
+    // Three canonical parts: the signing input is a prefix of the input up
+    // to the second dot, and the signature re-encodes to the rest.
+    Require(signing_input.data() == text.data() && signing_input.size() < size &&
+            text[signing_input.size()] == '.' && as_bytes->header.is_object());
+    Require(agentroot::common::Base64UrlEncode(as_bytes->signature) ==
+            text.substr(signing_input.size() + 1));
+    Require(agentroot::common::Base64UrlEncode(as_bytes->payload) ==
+            signing_input.substr(signing_input.find('.') + 1));
+    (void)agentroot::common::VerifyJwsCompact(std::move(as_bytes).value(), Keys());
+  }
 #else
 #error "unknown AGENTROOT_FUZZ_TARGET"
 #endif

@@ -25,10 +25,9 @@ using common::Result;
 using common::Status;
 
 constexpr char kPgBin[] = "/usr/lib/postgresql/15/bin";
-constexpr char kDismiss[] = "dismiss\n";
 
-// The watchdog: waits for the socket on fd 3 to close; unless it was told
-// "dismiss", stops the server and removes the directory.
+// The CleanupWatchdog's command: waits for the socket on fd 3 to close;
+// unless it was told "dismiss", stops the server and removes the directory.
 constexpr char kWatchdogScript[] =
     "dir=\"$1\"; shift\n"
     "IFS= read -r line <&3\n"
@@ -75,51 +74,11 @@ Result<int> FreeLoopbackPort() {
   return ntohs(addr.sin_port);
 }
 
-Result<int> StartWatchdog(const std::string& dir) {
+Result<common::testing::CleanupWatchdog> StartWatchdog(const std::string& dir) {
   const std::string pg_ctl = std::string(kPgBin) + "/pg_ctl";
   std::vector<std::string> args = {"/bin/sh", "-c", kWatchdogScript, "agentroot-pg-watchdog", dir};
   for (const std::string& a : AsPostgres({pg_ctl, "-D"})) args.push_back(a);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  // A socket pair rather than a pipe: the dismissal is sent with
-  // MSG_NOSIGNAL, so a watchdog that died cannot SIGPIPE this process.
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    return common::InternalError("socketpair failed");
-  }
-  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  const pid_t child = ::fork();
-  if (child < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::close(null_fd);
-    return common::InternalError("fork failed");
-  }
-  if (child == 0) {
-    // Async-signal-safe calls only until execv. The grandchild is re-parented
-    // away from us in its own session, so killing our process group spares it.
-    ::setsid();
-    if (::fork() != 0) ::_exit(0);
-    if (fds[0] == 3) {
-      ::fcntl(3, F_SETFD, 0);  // dup2(3, 3) would keep O_CLOEXEC
-    } else {
-      ::dup2(fds[0], 3);  // dup2 clears O_CLOEXEC on the copy
-    }
-    ::dup2(null_fd, 0);
-    ::dup2(null_fd, 1);
-    ::dup2(null_fd, 2);
-    ::close_range(4, ~0U, 0);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(fds[0]);
-  ::close(null_fd);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  return fds[1];
+  return common::testing::CleanupWatchdog::Start(args);
 }
 
 }  // namespace
@@ -178,13 +137,14 @@ Result<std::unique_ptr<ScopedPostgresServer>> ScopedPostgresServer::Start() {
   if (::mkdtemp(templ.data()) == nullptr) {
     return common::InternalError("mkdtemp " + templ + ": " + std::strerror(errno));
   }
-  auto fd = StartWatchdog(templ);
-  if (!fd.ok()) {
+  auto watchdog = StartWatchdog(templ);
+  if (!watchdog.ok()) {
     std::error_code ec;
     fs::remove_all(templ, ec);
-    return fd.status();
+    return watchdog.status();
   }
-  std::unique_ptr<ScopedPostgresServer> server(new ScopedPostgresServer(templ, *fd));
+  std::unique_ptr<ScopedPostgresServer> server(
+      new ScopedPostgresServer(templ, std::move(watchdog).value()));
   // On failure the destructor stops whatever started and removes the dir.
   AR_RETURN_IF_ERROR(server->InitAndStart());
   return server;
@@ -241,19 +201,14 @@ ScopedPostgresServer::~ScopedPostgresServer() {
     }
   }
   if (!stopped) {
-    // Leave the watchdog armed: it stops the server (-m immediate) and removes
-    // the directory when this process exits.
-    if (watchdog_fd_ >= 0) ::close(watchdog_fd_);
+    // Leave the watchdog armed (~CleanupWatchdog closes without dismissing):
+    // it stops the server (-m immediate) and removes the directory.
     return;
   }
   std::error_code ec;
   fs::remove_all(dir_, ec);
   if (ec) std::cerr << "ScopedPostgresServer: removing " << dir_ << ": " << ec.message() << "\n";
-  if (watchdog_fd_ >= 0) {
-    const ssize_t written = ::send(watchdog_fd_, kDismiss, sizeof(kDismiss) - 1, MSG_NOSIGNAL);
-    (void)written;
-    ::close(watchdog_fd_);
-  }
+  watchdog_.Dismiss();
 }
 
 std::string ScopedPostgresServer::Uri(const std::string& database) const {

@@ -11,10 +11,11 @@
 // directory.
 //
 // Because a test can die without running destructors (crash, abort, ctest
-// timeout kill), Start() also leaves a detached watchdog (/bin/sh in its own
-// session) holding a socket to this process: if it closes without the
-// destructor having dismissed it, the watchdog stops the server
-// (-m immediate) and removes the directory.
+// timeout kill), Start() also leaves a detached watchdog
+// (common::testing::CleanupWatchdog running a /bin/sh script) holding a
+// socket to this process: if it closes without the destructor having
+// dismissed it, the watchdog stops the server (-m immediate) and removes the
+// directory.
 //
 // Thread safety: CreateDatabase may be called from any thread; create and
 // destroy the server from one thread. Processes forked from the owner must
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "agentroot/common/status.h"
+#include "agentroot/common/testing/watchdog.h"
 
 namespace agentroot::attestation::store::testing {
 
@@ -51,12 +53,12 @@ class ScopedPostgresServer {
   common::Result<std::string> CreateDatabase();
 
  private:
-  ScopedPostgresServer(std::string dir, int watchdog_fd)
-      : dir_(std::move(dir)), watchdog_fd_(watchdog_fd) {}
+  ScopedPostgresServer(std::string dir, common::testing::CleanupWatchdog watchdog)
+      : dir_(std::move(dir)), watchdog_(std::move(watchdog)) {}
   common::Status InitAndStart();
 
   std::string dir_;
-  int watchdog_fd_ = -1;
+  common::testing::CleanupWatchdog watchdog_;
   int port_ = 0;
   bool started_ = false;
   std::atomic<int> next_database_{0};

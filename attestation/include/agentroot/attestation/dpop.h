@@ -35,6 +35,7 @@
 
 #include "agentroot/common/clock.h"
 #include "agentroot/common/jwk.h"
+#include "agentroot/common/jws.h"
 #include "agentroot/common/signer.h"
 #include "agentroot/common/status.h"
 
@@ -128,6 +129,19 @@ struct VerifiedDpopProof {
 // Verifies `proof` (the DPoP header value) against `requirements`; when
 // `replay` is non-null, records `jkt:jti` and refuses a proof seen before.
 common::Result<VerifiedDpopProof> VerifyDpopProof(std::string_view proof,
+                                                  const DpopRequirements& requirements,
+                                                  ReplayCache* replay);
+
+// Splits and decodes `proof` WITHOUT VERIFYING IT (common::ParseJwsCompact
+// with the proof's limits: requirements.max_proof_bytes, a JSON-object
+// payload). For a caller that must read a claim before verification (the
+// token endpoint's nonce, re-checked by VerifyDpopProof) and then verify the
+// same parse. Errors are invalid_dpop_proof. The result points into `proof`.
+common::Result<common::UnverifiedJws> ParseDpopProof(std::string_view proof,
+                                                     const DpopRequirements& requirements);
+
+// VerifyDpopProof for a proof from ParseDpopProof; consumes it.
+common::Result<VerifiedDpopProof> VerifyDpopProof(common::UnverifiedJws proof,
                                                   const DpopRequirements& requirements,
                                                   ReplayCache* replay);
 

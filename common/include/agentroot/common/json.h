@@ -23,6 +23,7 @@ using Json = nlohmann::json;
 
 struct JsonLimits {
   std::size_t max_bytes = 1 << 20;
+  // At most this many nested arrays/objects.
   std::size_t max_depth = 32;
 };
 

@@ -46,7 +46,8 @@ class Jwk {
 
   // RFC 7638 SHA-256 thumbprint, base64url: the stable identity of the key
   // (used as `cnf.jkt`).
-  std::string Thumbprint() const;
+  // Computed once per key material (cached with the built key).
+  std::string Thumbprint() const { return thumbprint_; }
 
   JwkKeyType type() const { return type_; }
   // EC: x and y (32 bytes each); RSA: n and e, minimal big-endian.
@@ -70,6 +71,7 @@ class Jwk {
   Jwk(JwkKeyType type, Bytes a, Bytes b) : type_(type), a_(std::move(a)), b_(std::move(b)) {}
   // Builds and validates the OpenSSL key; called once by every factory.
   Status BuildKey();
+  std::string ComputeThumbprint() const;
 
   JwkKeyType type_;
   Bytes a_;  // EC x | RSA n
@@ -78,6 +80,7 @@ class Jwk {
   std::string alg_;
   std::string use_;
   std::shared_ptr<EVP_PKEY> pkey_;  // immutable once built
+  std::string thumbprint_;          // RFC 7638, set with pkey_
 };
 
 }  // namespace agentroot::common

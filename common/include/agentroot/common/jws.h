@@ -51,12 +51,54 @@ class VerificationKey {
 
 struct JwsLimits {
   std::size_t max_compact_bytes = 64 * 1024;
+  // Of the base64url-encoded header.
   std::size_t max_header_bytes = 8 * 1024;
+  // JSON nesting depth of the header and (when parsed) the payload.
+  std::size_t max_header_depth = 8;
+  std::size_t max_payload_depth = 32;
 };
+
+// What the payload of a compact JWS is expected to be.
+enum class JwsPayload {
+  kBytes,       // opaque bytes: only base64url-decoded
+  kJsonObject,  // also parsed (strictly) into UnverifiedJws::payload_json
+};
+
+// *** NOTHING IN HERE IS TRUSTED. ***
+//
+// A compact JWS split and decoded, but NOT VERIFIED: every member is exactly
+// what the sender wrote, and anyone can write anything. Use it only to pick
+// a verification key (header "kid"), to find the key a DPoP proof carries,
+// or to read a value that is re-checked once the signature verifies (the
+// DPoP nonce). Never make a decision on it. Hand it to VerifyJwsCompact,
+// VerifyJwt or VerifyDpopProof, which verify it and return the verified
+// form; it exists so each token is split, decoded and parsed once.
+struct UnverifiedJws {
+  Json header;        // a JSON object (checked), UNVERIFIED
+  Bytes payload;      // decoded payload bytes, UNVERIFIED
+  Json payload_json;  // JwsPayload::kJsonObject: the payload, a JSON object,
+                      // UNVERIFIED; JwsPayload::kBytes: null
+  // "<header>.<payload>" exactly as received: a view into the string given
+  // to ParseJwsCompact, which must outlive this object.
+  std::string_view signing_input;
+  Bytes signature;  // decoded, any length: checked by VerifySignature
+};
+
+// Splits, base64url-decodes and JSON-parses a compact JWS WITHOUT VERIFYING
+// ANYTHING (see UnverifiedJws). Strict: exactly three parts, a non-empty
+// header and signature, canonical unpadded base64url in every part, a header
+// that is a JSON object without duplicate members, `compact` at most
+// limits.max_compact_bytes and the encoded header at most
+// limits.max_header_bytes. With JwsPayload::kJsonObject the payload must be
+// a JSON object too. INVALID_ARGUMENT naming the failed check.
+Result<UnverifiedJws> ParseJwsCompact(std::string_view compact,
+                                      JwsPayload payload = JwsPayload::kBytes,
+                                      const JwsLimits& limits = {});
 
 struct VerifiedJws {
   Json header;
   Bytes payload;
+  Json payload_json;  // as in UnverifiedJws: null unless parsed
   JwsAlgorithm algorithm;
   std::string kid;  // of the key that verified it
 };
@@ -75,6 +117,11 @@ Result<std::string> SignJwsCompact(const Json& extra_header, ByteView payload,
 Result<VerifiedJws> VerifyJwsCompact(std::string_view compact,
                                      std::span<const VerificationKey> keys,
                                      const JwsLimits& limits = {});
+
+// The same for a JWS the caller has already parsed (e.g. to read its kid):
+// consumes it, so nothing is decoded or parsed twice. Its signing_input must
+// still point into live memory.
+Result<VerifiedJws> VerifyJwsCompact(UnverifiedJws jws, std::span<const VerificationKey> keys);
 
 // The single verification primitive, exposed for callers that verify a
 // signature over bytes of their own (DPoP with an embedded key, TPM data).

@@ -57,6 +57,12 @@ Result<std::string> SignJwt(const Json& claims, const Signer& signer, std::strin
 Result<VerifiedJwt> VerifyJwt(std::string_view token, std::span<const VerificationKey> keys,
                               const JwtValidationOptions& options);
 
+// The same for a token the caller has already parsed (ParseJwsCompact with
+// JwsPayload::kJsonObject and options.limits, e.g. to read its kid first);
+// consumes it so the token is decoded and parsed once.
+Result<VerifiedJwt> VerifyJwt(UnverifiedJws token, std::span<const VerificationKey> keys,
+                              const JwtValidationOptions& options);
+
 }  // namespace agentroot::common
 
 #endif  // AGENTROOT_COMMON_JWT_H_

@@ -3,10 +3,10 @@
 // ScopedFleetDir owns a fresh temporary directory for a fleet. Its destructor
 // stops every swtpm of that directory and removes it. Because a test may also
 // die without running destructors (crash, abort, ctest timeout kill), Create()
-// also starts a detached watchdog process (`agentroot-sim tpm watchdog`) that
-// holds a pipe to this process: if the pipe closes without the destructor
-// having dismissed the watchdog, the watchdog stops the fleet and removes the
-// directory itself.
+// also starts a detached watchdog process (`agentroot-sim tpm watchdog`, run
+// by common::testing::CleanupWatchdog) that holds a socket to this process:
+// if the socket closes without the destructor having dismissed the watchdog,
+// the watchdog stops the fleet and removes the directory itself.
 //
 // ScopedFleet = ScopedFleetDir + a started TpmFleet.
 //
@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "agentroot/common/status.h"
+#include "agentroot/common/testing/watchdog.h"
 #include "agentroot/simulators/tpm_fleet.h"
 
 namespace agentroot::simulators::testing {
@@ -50,11 +51,11 @@ class ScopedFleetDir {
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  ScopedFleetDir(std::filesystem::path path, int watchdog_fd)
-      : path_(std::move(path)), watchdog_fd_(watchdog_fd) {}
+  ScopedFleetDir(std::filesystem::path path, common::testing::CleanupWatchdog watchdog)
+      : path_(std::move(path)), watchdog_(std::move(watchdog)) {}
 
   std::filesystem::path path_;
-  int watchdog_fd_;  // Write end of the watchdog pipe; -1 if none.
+  common::testing::CleanupWatchdog watchdog_;
 };
 
 class ScopedFleet {
