@@ -4,9 +4,6 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 
-#include <algorithm>
-#include <cstring>
-
 namespace agentroot::common {
 namespace {
 
@@ -94,35 +91,23 @@ Result<Bytes> EcdsaJoseToDer(ByteView jose) {
     return InvalidArgumentError("ecdsa: ES256 signature must be 64 bytes, got " +
                                 std::to_string(jose.size()));
   }
-  // Encoded by hand (every request verifies one): two fixed-size unsigned
-  // big-endian scalars, each checked against [1, n-1] by comparing bytes
-  // with the order, then DER SEQUENCE { INTEGER r, INTEGER s } in minimal
-  // form (what i2d_ECDSA_SIG writes; EcdsaConversionTest compares the two).
-  static_assert(sizeof(kP256Order) == 32);
-  const ByteView r = jose.first(32);
-  const ByteView s = jose.subspan(32);
-  auto in_range = [](ByteView v) {
-    return std::any_of(v.begin(), v.end(), [](uint8_t b) { return b != 0; }) &&
-           std::memcmp(v.data(), kP256Order, sizeof(kP256Order)) < 0;
-  };
-  if (!in_range(r) || !in_range(s)) return InvalidArgumentError("ecdsa: r or s outside [1, n-1]");
-  auto append_integer = [](Bytes& out, ByteView v) {
-    std::size_t skip = 0;
-    while (skip + 1 < v.size() && v[skip] == 0) ++skip;  // minimal: no leading zero octets
-    v = v.subspan(skip);
-    const bool pad = (v.front() & 0x80) != 0;  // keep it positive
-    out.push_back(0x02);
-    out.push_back(static_cast<uint8_t>(v.size() + (pad ? 1 : 0)));
-    if (pad) out.push_back(0x00);
-    out.insert(out.end(), v.begin(), v.end());
-  };
-  Bytes der;
-  der.reserve(2 + 2 * (2 + 33));
-  der.push_back(0x30);
-  der.push_back(0);  // length, set below: at most 70, so one octet
-  append_integer(der, r);
-  append_integer(der, s);
-  der[1] = static_cast<uint8_t>(der.size() - 2);
+  BignumPtr r(BN_bin2bn(jose.data(), 32, nullptr));
+  BignumPtr s(BN_bin2bn(jose.data() + 32, 32, nullptr));
+  if (!r || !s) return OpenSslInternal("ecdsa: decoding r||s");
+  if (!InScalarRange(r.get()) || !InScalarRange(s.get())) {
+    return InvalidArgumentError("ecdsa: r or s outside [1, n-1]");
+  }
+  EcdsaSigPtr sig(ECDSA_SIG_new());
+  if (!sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) {
+    return OpenSslInternal("ecdsa: building signature");
+  }
+  r.release();  // now owned by sig
+  s.release();
+  int len = i2d_ECDSA_SIG(sig.get(), nullptr);
+  if (len <= 0) return OpenSslInternal("ecdsa: DER encoding");
+  Bytes der(static_cast<std::size_t>(len));
+  uint8_t* out = der.data();
+  if (i2d_ECDSA_SIG(sig.get(), &out) != len) return OpenSslInternal("ecdsa: DER encoding");
   return der;
 }
 
