@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -148,18 +147,6 @@ void KillChild(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-}
-
-void KeepLogForScan(const std::filesystem::path& log, std::string_view name) {
-  static std::atomic<int> counter{0};
-  const char* dir = std::getenv("AGENTROOT_TEST_LOG_DIR");
-  if (dir == nullptr || *dir == '\0') return;
-  std::error_code ec;
-  if (!std::filesystem::exists(log, ec)) return;
-  std::filesystem::create_directories(dir, ec);
-  const std::filesystem::path target = std::filesystem::path(dir) / (std::string(name) + "-" +
-                                       std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".log");
-  std::filesystem::copy_file(log, target, std::filesystem::copy_options::overwrite_existing, ec);
 }
 
 std::string FileTail(const std::filesystem::path& file, std::size_t max_bytes) {

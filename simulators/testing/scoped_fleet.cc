@@ -1,5 +1,7 @@
 #include "agentroot/simulators/testing/scoped_fleet.h"
 
+#include "agentroot/common/testing/test_logs.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -52,6 +54,7 @@ Result<std::unique_ptr<ScopedFleetDir>> ScopedFleetDir::Create() {
 
 ScopedFleetDir::~ScopedFleetDir() {
   auto stopped = StopFleet(path_);
+  common::testing::KeepLogsUnder(path_, "swtpm");
   if (!stopped.ok()) {
     // Keep the directory (its pid files are the only handle on the
     // instances) and leave the watchdog armed: it retries when we exit.

@@ -19,6 +19,7 @@
 #include "agentroot/http/client.h"
 #include "agentroot/http/server.h"
 #include "agentroot/http/testing/test_pki.h"
+#include "agentroot/common/testing/test_logs.h"
 #include "agentroot/simulators/testing/child_process.h"
 #include "verifier_process.h"
 
@@ -69,7 +70,7 @@ class ClockSkewTest : public ::testing::Test {
   void TearDown() override {
     for (pid_t pid : children_) simulators::testing::KillChild(pid);
     for (const auto& entry : fs::directory_iterator(dir_)) {
-      if (entry.path().extension() == ".log") simulators::testing::KeepLogForScan(entry.path(), "clock-skew");
+      if (entry.path().extension() == ".log") common::testing::KeepLogForScan(entry.path(), "clock-skew");
     }
     if (jwks_server_) jwks_server_->Stop();
     fs::remove_all(dir_);

@@ -11,6 +11,7 @@
 
 #include "agentroot/common/json.h"
 #include "agentroot/http/client.h"
+#include "agentroot/common/testing/test_logs.h"
 #include "agentroot/simulators/testing/child_process.h"
 
 extern char** environ;
@@ -53,7 +54,7 @@ Result<std::unique_ptr<VerifierProcess>> VerifierProcess::Start(VerifierProcessO
 
 VerifierProcess::~VerifierProcess() {
   Kill();
-  simulators::testing::KeepLogForScan(options_.log, "agentroot-verifier");
+  common::testing::KeepLogForScan(options_.log, "agentroot-verifier");
 }
 
 Status VerifierProcess::Restart() {

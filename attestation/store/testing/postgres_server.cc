@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "agentroot/common/testing/test_logs.h"
 #include "sql_connection.h"
 
 namespace agentroot::attestation::store::testing {
@@ -200,6 +201,7 @@ ScopedPostgresServer::~ScopedPostgresServer() {
       std::cerr << "ScopedPostgresServer: pg_ctl stop failed: " << output << "\n";
     }
   }
+  common::testing::KeepLogForScan(dir_ + "/server.log", "postgres");
   if (!stopped) {
     // Leave the watchdog armed (~CleanupWatchdog closes without dismissing):
     // it stops the server (-m immediate) and removes the directory.

@@ -53,11 +53,6 @@ common::Status StopChild(pid_t pid, const char* what, std::chrono::milliseconds 
 // crash) and reaps it. A pid <= 0 is a no-op.
 void KillChild(pid_t pid);
 
-// When $AGENTROOT_TEST_LOG_DIR is set (make test sets it), copies `log` there
-// as "<name>-<pid>-<n>.log" so the run's log scan (THREATS.md #20) sees the
-// logs of child processes whose directories the test deletes. Best effort.
-void KeepLogForScan(const std::filesystem::path& log, std::string_view name);
-
 // The last `max_bytes` of a (log) file, for error messages.
 std::string FileTail(const std::filesystem::path& file, std::size_t max_bytes = 2000);
 
