@@ -361,6 +361,7 @@ Status VerifierService::Register(http::HttpServer& server) {
       }
       exchange.requested_ttl = std::stoll(ttl);
     }
+    if (form->count("agentroot_session_binding") != 0) exchange.session_binding = get("agentroot_session_binding");
     auto issued = core.Token(exchange);
     if (!issued.ok()) {
       Response r = OAuthErrorResponse(issued.status());

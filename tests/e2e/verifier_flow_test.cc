@@ -15,6 +15,8 @@
 
 #include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/session_binding.h"
+#include "agentroot/attestation/token_policy.h"
 #include "agentroot/attestation/tpm_public.h"
 #include "agentroot/attestation/verifier.h"
 #include "agentroot/common/jwt.h"
@@ -212,6 +214,32 @@ class VerifierFlowTest : public ::testing::Test {
     return core_->Token(exchange);
   }
 
+  // A resource server's validator for kAudience, on the verifier's JWKS.
+  std::unique_ptr<attestation::AccessTokenValidator> Validator() {
+    std::string jwks = core_->Jwks().dump();
+    auto cache = std::make_shared<attestation::JwksCache>([jwks]() -> common::Result<std::string> { return jwks; },
+                                                          *clock_, attestation::JwksCache::Options{});
+    auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, *clock_);
+    attestation::AccessTokenPolicy policy;
+    policy.issuer = "https://verifier.test";
+    policy.audience = kAudience;
+    policy.is_revoked = [this](std::string_view jti) { return store_->IsTokenRevoked(jti).value_or(true); };
+    return std::move(attestation::AccessTokenValidator::Create(policy, cache, replay, clock_.get())).value();
+  }
+
+  // Token exchange in session proof mode: `binding` presented, the proof
+  // signed by `proof_key` (the session key when honest).
+  common::Result<attestation::IssuedToken> SessionToken(const std::string& ear, const std::string& binding,
+                                                        const common::Signer& proof_key) {
+    attestation::TokenExchange exchange;
+    exchange.subject_token = ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(proof_key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+    exchange.scope = "crm.read";
+    exchange.audience = kAudience;
+    exchange.session_binding = binding;
+    return core_->Token(exchange);
+  }
+
   void ExpectTokenRefused(const common::Status& status, std::string_view reason) {
     EXPECT_FALSE(status.ok());
     EXPECT_NE(status.message().find(reason), std::string::npos) << status.ToString();
@@ -245,15 +273,7 @@ TEST_F(VerifierFlowTest, FullFlowAndAStolenTokenIsUselessElsewhere) {
   EXPECT_EQ(token->expires_in, 300);
 
   // The resource server validates with the verifier's JWKS.
-  std::string jwks = core_->Jwks().dump();
-  auto cache = std::make_shared<attestation::JwksCache>([jwks]() -> common::Result<std::string> { return jwks; },
-                                                        *clock_, attestation::JwksCache::Options{});
-  auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, *clock_);
-  attestation::AccessTokenPolicy policy;
-  policy.issuer = "https://verifier.test";
-  policy.audience = kAudience;
-  policy.is_revoked = [this](std::string_view jti) { return store_->IsTokenRevoked(jti).value_or(true); };
-  auto validator = std::move(attestation::AccessTokenValidator::Create(policy, cache, replay, clock_.get())).value();
+  auto validator = Validator();
   const std::string url = "https://crm.example/v1/accounts";
   auto proof = [&](const common::Signer& k) {
     return std::vector<std::string>{*attestation::CreateDpopProof(k, "GET", url, clock_->NowUnixSeconds(), token->access_token)};
@@ -738,6 +758,89 @@ TEST_F(VerifierFlowTest, TwoVerifiersOnOneDatabaseShareTheRateLimits) {
   for (auto& t : racers) t.join();
   EXPECT_EQ(issued.load(), 2);
   EXPECT_EQ(limited.load(), 6);
+}
+
+}  // namespace
+}  // namespace agentroot
+
+namespace agentroot {
+namespace {
+
+TEST_F(VerifierFlowTest, SessionBoundTokens) {
+  auto key = Provision();
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  ASSERT_EQ(outcome->result.status, attestation::EarStatus::kAffirming);
+  const int64_t now = clock_->NowUnixSeconds();
+  auto session = std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256)).value();
+  auto binding = attestation::CreateSessionBinding(*key, kAgent, session->public_jwk(), now, 120);
+  ASSERT_TRUE(binding.ok()) << binding.status().ToString();
+
+  // Issued, bound to the session key, exp capped by the binding (120 < 300).
+  auto token = SessionToken(outcome->ear, *binding, *session);
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(token->expires_in, 120);
+  auto parsed = common::ParseJwsCompact(token->access_token, common::JwsPayload::kJsonObject);
+  ASSERT_TRUE(parsed.ok());
+  const Json& claims = parsed->payload_json;
+  EXPECT_EQ(claims["cnf"]["jkt"], session->public_jwk().Thumbprint());
+  EXPECT_NE(claims["cnf"]["jkt"], key->public_jwk().Thumbprint());
+  EXPECT_EQ(claims["agentroot.tpm_jkt"], key->public_jwk().Thumbprint());
+  EXPECT_EQ(claims["agentroot.proof_mode"], "session");
+  EXPECT_LE(claims["exp"].get<int64_t>(), now + 120);
+
+  // A resource server accepts proofs by the session key, not by the TPM key.
+  auto validator = Validator();
+  const std::string url = "https://crm.example/v1/accounts";
+  auto proof = [&](const common::Signer& k) {
+    return std::vector<std::string>{*attestation::CreateDpopProof(k, "GET", url, clock_->NowUnixSeconds(), token->access_token)};
+  };
+  auto ok = validator->Validate("DPoP " + token->access_token, proof(*session), "GET", url, "crm.read");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  auto by_tpm = validator->Validate("DPoP " + token->access_token, proof(*key), "GET", url, "crm.read");
+  ASSERT_FALSE(by_tpm.ok());
+  EXPECT_EQ(attestation::OAuthErrorOf(by_tpm.status()), attestation::oauth_error::kInvalidDpopProof);
+
+  // Without a binding, a proof by a software key is refused as before.
+  ExpectTokenRefused(Token(outcome->ear, *session).status(), attestation::reason::kProofKeyMismatch);
+
+  // A binding signed by another key (machine 1's TPM key, claiming to be the agent's).
+  auto thief = machines_[1].keys->Generate("thief", hsm::KeyPolicy{});
+  ASSERT_TRUE(thief.ok());
+  auto foreign = attestation::CreateSessionBinding(**thief, kAgent, session->public_jwk(), now, 120);
+  ASSERT_TRUE(foreign.ok());
+  ExpectTokenRefused(SessionToken(outcome->ear, *foreign, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  // For another agent.
+  auto other_agent = attestation::CreateSessionBinding(*key, "spiffe://example.org/agent/other", session->public_jwk(),
+                                                       now, 120);
+  ExpectTokenRefused(SessionToken(outcome->ear, *other_agent, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  // Expired (beyond the leeway, and just expired within it).
+  auto expired = attestation::CreateSessionBinding(*key, kAgent, session->public_jwk(), now - 200, 100);
+  ExpectTokenRefused(SessionToken(outcome->ear, *expired, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  auto just_expired = attestation::CreateSessionBinding(*key, kAgent, session->public_jwk(), now - 110, 100);
+  ExpectTokenRefused(SessionToken(outcome->ear, *just_expired, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  // Whose jkt is not the proof key.
+  auto second = std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256)).value();
+  ExpectTokenRefused(SessionToken(outcome->ear, *binding, *second).status(),
+                     attestation::reason::kSessionBindingNotProofKey);
+  // Tampered (a flipped signature byte).
+  std::string flipped = *binding;
+  flipped[flipped.size() - 5] = flipped[flipped.size() - 5] == 'A' ? 'B' : 'A';
+  ExpectTokenRefused(SessionToken(outcome->ear, flipped, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+
+  // Every refusal is audited with its reason code.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  for (std::string_view reason : {attestation::reason::kSessionBindingInvalid,
+                                  attestation::reason::kSessionBindingNotProofKey}) {
+    EXPECT_NE(exported->jsonl.find(std::string(reason)), std::string::npos) << reason;
+  }
+  EXPECT_NE(exported->jsonl.find("\"proof_mode\":\"session\""), std::string::npos);
 }
 
 }  // namespace

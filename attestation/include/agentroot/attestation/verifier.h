@@ -45,6 +45,7 @@
 #include "agentroot/attestation/dpop.h"
 #include "agentroot/attestation/ear.h"
 #include "agentroot/attestation/ek_certificate.h"
+#include "agentroot/attestation/session_binding.h"
 #include "agentroot/attestation/store/store.h"
 #include "agentroot/common/clock.h"
 #include "agentroot/common/json.h"
@@ -147,6 +148,12 @@ struct TokenExchange {
   std::string scope;          // space-separated
   std::string audience;
   std::optional<int64_t> requested_ttl;
+  // Session proof mode (docs/tokens.md): a session binding (session_binding.h)
+  // signed by the agent key the EAR names, binding the DPoP proof's key. The
+  // token is then bound to the proof (session) key, carries
+  // agentroot.tpm_jkt and agentroot.proof_mode "session", and expires no
+  // later than the binding.
+  std::optional<std::string> session_binding;
 };
 
 struct IssuedToken {
@@ -253,6 +260,11 @@ class VerifierCore {
   common::Status RequireRole(std::string_view operator_id, store::Role role, store::Operator* out);
   // Seconds until the agent may get a token again; 0 when under the limit.
   common::Result<int64_t> TokenRetryAfter(const std::string& agent_id, int64_t now);
+  // The session binding of a token request (verifier_session.cc): verified
+  // against the agent key registered for `ear`'s jkt, naming `proof_jkt` as
+  // the session key and the EAR's key as the TPM key. Refusals are audited.
+  common::Result<SessionBinding> CheckSessionBinding(std::string_view binding, const AttestationResult& ear,
+                                                     const std::string& proof_jkt);
   void PurgeExpiredOccasionally(int64_t now);
   void AuditBestEffort(const store::AuditRecord& record);
 
