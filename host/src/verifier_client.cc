@@ -242,7 +242,8 @@ Result<AttestAnswer> VerifierClient::Attest(const AttestEvidence& e) {
 
 Result<TokenAnswer> VerifierClient::ExchangeToken(const VerifierMetadata& metadata, std::string_view ear,
                                                   std::string_view scope, std::string_view audience,
-                                                  std::string_view dpop_proof, std::string* dpop_nonce) {
+                                                  std::string_view dpop_proof, const TokenRequestExtras& extras,
+                                                  std::string* dpop_nonce) {
   // The request goes to this verifier, at the path of the advertised endpoint.
   std::size_t path = metadata.token_endpoint.find('/', 8);
   http::ClientRequest r;
@@ -254,6 +255,10 @@ Result<TokenAnswer> VerifierClient::ExchangeToken(const VerifierMetadata& metada
            "&subject_token_type=" + http::FormUrlEncode("urn:ietf:params:oauth:token-type:jwt") +
            "&scope=" + http::FormUrlEncode(scope) + "&audience=" + http::FormUrlEncode(audience) +
            "&subject_token=" + http::FormUrlEncode(ear);
+  if (extras.requested_ttl > 0) r.body += "&requested_ttl=" + std::to_string(extras.requested_ttl);
+  if (!extras.session_binding.empty()) {
+    r.body += "&agentroot_session_binding=" + http::FormUrlEncode(extras.session_binding);
+  }
   AR_ASSIGN_OR_RETURN(http::Response response, Send(r));
   if (response.status != 200) {
     if (dpop_nonce != nullptr) {

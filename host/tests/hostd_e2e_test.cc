@@ -101,9 +101,7 @@ class HostdE2eTest : public ::testing::Test {
     exe_ = fs::canonical("/proc/self/exe");
     agent_config_ = dir_ / "crm-bot.yaml";
     WriteFile(agent_config_, "mode: read-only\n");
-    WriteFile(dir_ / "manifests" / "crm-bot.toml",
-              "name = \"crm-bot\"\nexe = \"" + exe_.string() + "\"\nuid = " + std::to_string(::getuid()) +
-                  "\nfiles = [\"" + agent_config_.string() + "\"]\nproof_mode = \"tpm\"\n");
+    WriteManifest("tpm");
 
     config_.verifier_url = base_;
     config_.verifier_ca_file = dir_ / "verifier-ca.pem";
@@ -117,6 +115,22 @@ class HostdE2eTest : public ::testing::Test {
     config_.enroll_backoff_initial_ms = 50;
     config_.enroll_backoff_max_ms = 400;
     config_.status_poll_seconds = 1;
+  }
+
+  void WriteManifest(const std::string& proof_mode) {
+    WriteFile(dir_ / "manifests" / "crm-bot.toml",
+              "name = \"crm-bot\"\nexe = \"" + exe_.string() + "\"\nuid = " + std::to_string(::getuid()) +
+                  "\nfiles = [\"" + agent_config_.string() + "\"]\nproof_mode = \"" + proof_mode + "\"\n");
+  }
+
+  // Start, enroll, approve, register the agent.
+  void StartApproved() {
+    StartHostd();
+    ASSERT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(20))) << hostd_->Status().dump();
+    ASSERT_TRUE(core_->ApproveHost("carol", hostd_->host_id()).ok());
+    hostd_->PollEnrollmentNow();
+    ASSERT_TRUE(hostd_->WaitForEnrollment("approved", std::chrono::seconds(10))) << hostd_->Status().dump();
+    RegisterAgent();
   }
 
   void TearDown() override {
@@ -370,6 +384,70 @@ TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
   EXPECT_EQ(log.find(token), std::string::npos);
   EXPECT_EQ(log.find(renewed->access_token), std::string::npos);
   EXPECT_NE(log.find("token issued"), std::string::npos);
+}
+
+TEST_F(HostdE2eTest, SessionProofModeSignsProofsInSoftware) {
+  WriteManifest("session");
+  StartApproved();
+  auto issued = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  Json t = Json::parse(issued.body);
+  const std::string token = t["access_token"];
+  EXPECT_EQ(t["proof_mode"], "session");
+  Json claims = Claims(token);
+  EXPECT_EQ(claims["cnf"]["jkt"], t["jkt"]);
+  EXPECT_EQ(claims["agentroot.proof_mode"], "session");
+  // Bound to the session key, not the TPM key (which the token names apart).
+  auto tpm_key = store_->GetAgentKey(claims["agentroot.tpm_jkt"].get<std::string>());
+  ASSERT_TRUE(tpm_key.ok()) << "agentroot.tpm_jkt must be the registered TPM key";
+  EXPECT_EQ(tpm_key->agent_id, kAgent);
+  EXPECT_NE(claims["cnf"]["jkt"], claims["agentroot.tpm_jkt"]);
+  // One TPM signature by the agent key for the whole token: the binding.
+  EXPECT_EQ(hostd_->stats().agent_key_signatures, 1u);
+
+  // Proofs validate, and none of them uses the TPM.
+  const std::string url = std::string(kCrm) + "/v1/accounts";
+  auto validator = Validator(kCrm);
+  for (int i = 0; i < 20; ++i) {
+    auto proof = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token}});
+    ASSERT_EQ(proof.status, 200) << proof.body;
+    const std::vector<std::string> proofs = {Json::parse(proof.body)["dpop"].get<std::string>()};
+    auto ok = validator->Validate("DPoP " + token, proofs, "GET", url, "crm.read");
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  }
+  auto headers = Post("/v1/headers", {{"audience", kCrm}, {"scope", "crm.read"}, {"method", "POST"}, {"url", url}});
+  ASSERT_EQ(headers.status, 200) << headers.body;
+  Json h = Json::parse(headers.body);
+  EXPECT_EQ(h["authorization"], "DPoP " + token);
+  const std::vector<std::string> header_proofs = {h["dpop"].get<std::string>()};
+  EXPECT_TRUE(validator->Validate(h["authorization"].get<std::string>(), header_proofs, "POST", url, "crm.read").ok());
+  EXPECT_EQ(hostd_->stats().agent_key_signatures, 1u) << "session-mode proofs must not be signed in the TPM";
+
+  // A session proof needs the token it is for, one hostd holds.
+  auto no_token = Post("/v1/proof", {{"method", "GET"}, {"url", url}});
+  EXPECT_EQ(no_token.status, 400);
+  EXPECT_EQ(TypeOf(no_token), "urn:agentroot:problem:hostd:invalid_input") << no_token.body;
+  auto foreign = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token + "x"}});
+  EXPECT_EQ(foreign.status, 400) << foreign.body;
+
+  // Renewal makes a new session key; the old one is discarded with its token.
+  clock_.Advance(std::chrono::seconds(250));  // 83% of 300 s
+  auto renewed = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(renewed.status, 200) << renewed.body;
+  Json r = Json::parse(renewed.body);
+  EXPECT_NE(r["access_token"], token);
+  EXPECT_NE(r["jkt"], t["jkt"]);
+  EXPECT_EQ(hostd_->stats().agent_key_signatures, 2u);
+  auto stale = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token}});
+  EXPECT_EQ(stale.status, 400) << stale.body;
+  // The session key never reaches the disk.
+  for (const auto& entry : fs::recursive_directory_iterator(config_.state_dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(content.find(r["jkt"].get<std::string>()), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(Log().find(r["access_token"].get<std::string>()), std::string::npos);
 }
 
 TEST_F(HostdE2eTest, SurvivesSwtpmRestartAndReenrollsAfterTpmClear) {

@@ -86,6 +86,11 @@ struct TokenAnswer {
   std::string scope;
 };
 
+struct TokenRequestExtras {
+  int64_t requested_ttl = 0;    // 0: not sent
+  std::string session_binding;  // empty: not sent (tpm proof mode)
+};
+
 class VerifierClient {
  public:
   // `base_url` "https://host:port", `ca_pem` the trust anchors of its TLS
@@ -119,11 +124,13 @@ class VerifierClient {
   // POST /v1/attest.
   common::Result<AttestAnswer> Attest(const AttestEvidence& evidence);
   // POST <token_endpoint path> (RFC 8693 token exchange, subject_token = the
-  // EAR) with `dpop_proof` in the DPoP header. When the verifier answers
+  // EAR) with `dpop_proof` in the DPoP header; `extras` adds requested_ttl
+  // and agentroot_session_binding when set. When the verifier answers
   // use_dpop_nonce, `*dpop_nonce` receives its DPoP-Nonce (if given).
   common::Result<TokenAnswer> ExchangeToken(const VerifierMetadata& metadata, std::string_view ear,
                                             std::string_view scope, std::string_view audience,
-                                            std::string_view dpop_proof, std::string* dpop_nonce = nullptr);
+                                            std::string_view dpop_proof, const TokenRequestExtras& extras = {},
+                                            std::string* dpop_nonce = nullptr);
 
   // Connections opened so far (tests).
   std::size_t connections_opened() const;
