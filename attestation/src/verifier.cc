@@ -296,8 +296,8 @@ Result<ActivationResult> VerifierCore::Activate(std::string_view host_id, std::s
 }
 
 Result<store::Nonce> VerifierCore::Challenge(std::string_view host_id, std::string_view purpose) {
-  if (purpose != "attest" && purpose != "certify") {
-    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "purpose must be attest or certify");
+  if (purpose != "attest" && purpose != "certify" && purpose != "report") {
+    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "purpose must be attest, certify or report");
   }
   auto host = store_->GetHost(host_id);
   if (!host.ok()) return Problem(StatusCode::kNotFound, problem::kHostUnknown, "no such host");

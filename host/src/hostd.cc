@@ -370,6 +370,7 @@ Status_ Hostd::Start() {
     stopping_ = false;
   }
   enrollment_thread_ = std::thread([this] { EnrollmentLoop(); });
+  shadow_thread_ = std::thread([this] { ShadowReportLoop(); });
   Log("info", "listening", {{"socket", c.socket_path.string()}, {"verifier", c.verifier_url}, {"tcti", c.tcti}});
   return Status_::Ok();
 }
@@ -382,8 +383,10 @@ void Hostd::Stop() {
     server = std::move(server_);
   }
   enrollment_cv_.notify_all();
+  shadow_cv_.notify_all();
   if (server) server->Stop(std::chrono::seconds(2));
   if (enrollment_thread_.joinable()) enrollment_thread_.join();
+  if (shadow_thread_.joinable()) shadow_thread_.join();
 }
 
 // ------------------------------------------------------------------ status
@@ -443,7 +446,11 @@ Status_ Hostd::RequireApproved() const {
   if (e.state == "pending") {
     return Problem(hostd_problem::kHostPending, "host " + e.host_id + " is enrolled and waits for an operator's approval");
   }
-  if (e.state == "revoked") return Problem(hostd_problem::kHostPending, "the verifier says host " + e.host_id + " is not approved");
+  if (e.state == "revoked") {
+    return Problem(hostd_problem::kTokenRefused, "host " + e.host_id +
+                                                     " is revoked at the verifier: no tokens until an operator "
+                                                     "approves it again");
+  }
   if (e.state == "error" && e.ak_lost) return Problem(hostd_problem::kTpmUnavailable, e.detail);
   return Problem(hostd_problem::kVerifierUnavailable, "the host is not enrolled yet" + (e.detail.empty() ? "" : ": " + e.detail));
 }
@@ -539,21 +546,25 @@ Status_ Hostd::EnrollOnce() {
 
 Status_ Hostd::PollStatus() {
   Enrollment e = enrollment();
-  auto nonce = verifier_->Challenge(e.host_id, "attest");
-  NoteVerifier(nonce.status());
-  if (nonce.ok()) {
-    e.state = "approved";
-    e.detail.clear();
-  } else if (IsUnavailable(nonce.status())) {
-    return nonce.status();
-  } else if (attestation::OAuthErrorOf(nonce.status()) == "host_not_approved") {
-    if (e.state == "approved") e.state = "revoked";
-  } else if (attestation::OAuthErrorOf(nonce.status()) == "host_unknown") {
+  auto status = verifier_->HostStatus(e.host_id);
+  NoteVerifier(status.status());
+  if (status.ok()) {
+    if (*status == "approved" || *status == "pending" || *status == "revoked") {
+      if (*status != e.state) e.detail.clear();
+      e.state = *status;
+      if (e.state == "revoked") e.detail = "an operator revoked host " + e.host_id + " at the verifier";
+    } else {
+      return common::InternalError("the verifier answered an unknown host status \"" + *status + "\"");
+    }
+  } else if (IsUnavailable(status.status())) {
+    return status.status();
+  } else if (attestation::OAuthErrorOf(status.status()) == "host_unknown") {
     e.state = "unenrolled";
     e.detail = "the verifier does not know host " + e.host_id;
   } else {
-    return nonce.status();
+    return status.status();
   }
+  if (e.state == "revoked") DropHostTokens();
   SetEnrollment(e);
   return Status_::Ok();
 }
@@ -589,10 +600,10 @@ void Hostd::EnrollmentLoop() {
         enrollment_.detail = "AK lost: the TPM no longer loads the attestation key: " + std::string(probe.message());
         continue;
       }
-      if (e.state != "approved") {
-        Status_ s = PollStatus();
-        if (!s.ok()) Log("warning", "cannot poll the host's status", {{"error", s.ToString()}});
-      }
+      // GET /v1/hosts/{id}/status costs the verifier one read: polled in
+      // every enrolled state, so a revocation is seen within one period.
+      Status_ s = PollStatus();
+      if (!s.ok()) Log("warning", "cannot poll the host's status", {{"error", s.ToString()}});
       wait = std::chrono::seconds(c.status_poll_seconds);
     }
     std::unique_lock<std::mutex> lock(mu_);
@@ -628,13 +639,87 @@ void Hostd::ReportShadow(const ProcessInfo& caller) {
   Json line = {{"time", s.time}, {"pid", s.pid}, {"uid", s.uid}, {"gid", s.gid}, {"exe", s.exe},
                {"exe_sha256", s.exe_sha256_hex}, {"reported", false}};
   {
-    std::lock_guard<std::mutex> lock(tpm_mu_);  // serializes appends
+    std::lock_guard<std::mutex> lock(shadow_file_mu_);  // serializes appends and rewrites
     std::ofstream out(options_.config.state_dir / "shadow_agents.jsonl", std::ios::app);
     out << line.dump() << "\n";
   }
   Log("warning", "shadow agent: a process that matches no agent manifest asked for credentials",
       {{"pid", s.pid}, {"uid", s.uid}, {"exe", s.exe}, {"exe_sha256", s.exe_sha256_hex}});
   if (options_.shadow_agent_hook) options_.shadow_agent_hook(s);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shadow_pending_ = true;
+  }
+  shadow_cv_.notify_all();  // reported by the reporter thread: the refusal does not wait
+}
+
+void Hostd::ShadowReportLoop() {
+  for (;;) {
+    Status_ s = ReportPendingShadows();
+    if (!s.ok()) Log("warning", "shadow agents not reported yet; retrying", {{"error", s.ToString()}});
+    std::unique_lock<std::mutex> lock(mu_);
+    shadow_cv_.wait_for(lock, std::chrono::seconds(options_.config.status_poll_seconds),
+                        [this] { return stopping_ || shadow_pending_; });
+    if (stopping_) return;
+    shadow_pending_ = false;
+  }
+}
+
+Status_ Hostd::ReportPendingShadows() {
+  const fs::path path = options_.config.state_dir / "shadow_agents.jsonl";
+  std::vector<Json> pending;
+  {
+    std::lock_guard<std::mutex> lock(shadow_file_mu_);
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      Json j = Json::parse(line, nullptr, false);
+      if (j.is_object() && !j.value("reported", false)) pending.push_back(std::move(j));
+    }
+  }
+  if (pending.empty()) return Status_::Ok();
+  if (enrollment().state != "approved") return common::UnavailableError("the host is not approved yet");
+  const std::string host = host_id();
+  for (const Json& line : pending) {
+    attestation::ShadowReport report;
+    report.time = line.value("time", int64_t{0});
+    report.pid = line.value("pid", int64_t{0});
+    report.uid = line.value("uid", int64_t{0});
+    report.gid = line.value("gid", int64_t{0});
+    report.exe_path = line.value("exe", "");
+    report.exe_sha256_hex = line.value("exe_sha256", "");
+    auto nonce = verifier_->Challenge(host, "report");
+    NoteVerifier(nonce.status());
+    AR_RETURN_IF_ERROR(nonce.status());
+    auto quote = attestor_->Quote(kAkId, {{tpm::kTpmAlgSha256, {options_.config.measurement_pcr}}},
+                                  attestation::ShadowReportQualifyingData(common::AsBytes(*nonce), report));
+    if (!quote.ok()) return TpmProblem("TPM2_Quote of a shadow-agent report", quote.status());
+    Status_ sent = verifier_->ReportShadowAgent(host, *nonce, attestation::ShadowReportToJson(report),
+                                                quote->tpms_attest, quote->tpmt_signature);
+    NoteVerifier(sent);
+    AR_RETURN_IF_ERROR(sent);
+    // Mark it reported: the file is rewritten whole (small, append-only otherwise).
+    {
+      std::lock_guard<std::mutex> lock(shadow_file_mu_);
+      std::ifstream in(path);
+      std::string out;
+      for (std::string text; std::getline(in, text);) {
+        Json j = Json::parse(text, nullptr, false);
+        if (j.is_object() && j == line) {
+          j["reported"] = true;
+          text = j.dump();
+        }
+        out += text + "\n";
+      }
+      in.close();
+      AR_RETURN_IF_ERROR(WriteState(path, out));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.shadow_agents_reported;
+    }
+    Log("info", "shadow agent reported to the verifier", {{"pid", report.pid}, {"exe", report.exe_path}});
+  }
+  return Status_::Ok();
 }
 
 Result<AgentManifest> Hostd::Identify(const ProcessInfo& caller) {
@@ -755,6 +840,12 @@ Result<Hostd::Evidence> Hostd::MeasureAndQuote(AgentState& agent, const ProcessI
 void Hostd::DropAgentTokens(const std::string& agent_id) {
   std::lock_guard<std::mutex> lock(mu_);
   ++agent_generation_[agent_id];
+}
+
+void Hostd::DropHostTokens() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [agent, generation] : agent_generation_) ++generation;
+  for (const auto& [name, agent] : agents_) ++agent_generation_[agent->id];
 }
 
 Result<TokenGrant> Hostd::Acquire(AgentState& agent, const ProcessInfo& caller, const AgentMeasurement& m,

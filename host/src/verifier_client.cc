@@ -215,6 +215,25 @@ Result<std::string> VerifierClient::RegisterAgentKey(std::string_view host_id, s
   return Field(j, "thumbprint");
 }
 
+Result<std::string> VerifierClient::HostStatus(std::string_view host_id) {
+  http::ClientRequest r;
+  r.target = "/v1/hosts/" + std::string(host_id) + "/status";
+  AR_ASSIGN_OR_RETURN(http::Response response, Send(r));
+  if (response.status != 200) return ErrorOf(response);
+  Json j = Json::parse(response.body, nullptr, false);
+  if (!j.is_object()) return common::InternalError("verifier answer to the host status is not a JSON object");
+  return Field(j, "status");
+}
+
+common::Status VerifierClient::ReportShadowAgent(std::string_view host_id, std::string_view nonce, const Json& report,
+                                                 common::ByteView quote_attest, common::ByteView quote_signature) {
+  return PostJson("/v1/hosts/" + std::string(host_id) + "/shadow-agents",
+                  Json{{"nonce", std::string(nonce)}, {"report", report}, {"quote_attest", B64(quote_attest)},
+                       {"quote_signature", B64(quote_signature)}},
+                  201)
+      .status();
+}
+
 Result<AttestAnswer> VerifierClient::Attest(const AttestEvidence& e) {
   Json pcrs = Json::object();
   for (const auto& [index, value] : e.pcr_values) pcrs[std::to_string(index)] = common::HexEncode(value);

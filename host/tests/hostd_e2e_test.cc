@@ -88,7 +88,8 @@ class HostdE2eTest : public ::testing::Test {
     StartVerifier(0);
     for (auto [id, role] : {std::pair{"alice", attestation::store::Role::kOwner},
                             std::pair{"bob", attestation::store::Role::kReviewer},
-                            std::pair{"carol", attestation::store::Role::kInfra}}) {
+                            std::pair{"carol", attestation::store::Role::kInfra},
+                            std::pair{"dave", attestation::store::Role::kAuditor}}) {
       attestation::store::Operator op;
       op.id = id;
       op.display_name = id;
@@ -341,6 +342,28 @@ TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
   ASSERT_TRUE(std::getline(shadow_log, shadow_line));
   EXPECT_NE(shadow_line.find("curl"), std::string::npos) << shadow_line;
   ASSERT_EQ(shadows_.size(), 1u);
+  // Reported to the verifier in the background: an auditor sees it there,
+  // and the line is marked reported.
+  Json inventory = Json::array();
+  for (int i = 0; i < 100 && inventory.empty(); ++i) {
+    auto listed = core_->ListShadowAgents("dave", 10);
+    ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+    inventory = *listed;
+    if (inventory.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(inventory.size(), 1u) << "the shadow agent never reached the verifier";
+  EXPECT_EQ(inventory[0]["host_id"], host);
+  EXPECT_NE(inventory[0]["exe_path"].get<std::string>().find("curl"), std::string::npos) << inventory.dump();
+  EXPECT_EQ(inventory[0]["exe_sha256"].get<std::string>().size(), 64u);
+  bool marked = false;
+  for (int i = 0; i < 100 && !marked; ++i) {
+    std::ifstream reread(config_.state_dir / "shadow_agents.jsonl");
+    std::string line;
+    marked = std::getline(reread, line) && Json::parse(line).value("reported", false);
+    if (!marked) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(marked) << "shadow_agents.jsonl must say reported: true";
+  EXPECT_EQ(hostd_->stats().shadow_agents_reported, 1u);
 
   // A measured file changes: the next request is refused by the verifier,
   // and the agent's cached tokens are dropped.
@@ -448,6 +471,32 @@ TEST_F(HostdE2eTest, SessionProofModeSignsProofsInSoftware) {
     EXPECT_EQ(content.find(r["jkt"].get<std::string>()), std::string::npos) << entry.path();
   }
   EXPECT_EQ(Log().find(r["access_token"].get<std::string>()), std::string::npos);
+}
+
+TEST_F(HostdE2eTest, TellsPendingFromRevokedByPollingTheHostStatus) {
+  StartHostd();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(20))) << hostd_->Status().dump();
+  const std::string host = hostd_->host_id();
+  EXPECT_EQ(Json::parse(Socket()->Get("/v1/status")->body)["enrollment"], "pending");
+
+  ASSERT_TRUE(core_->ApproveHost("carol", host).ok());
+  hostd_->PollEnrollmentNow();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("approved", std::chrono::seconds(10))) << hostd_->Status().dump();
+  RegisterAgent();
+  auto issued = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(issued.status, 200) << issued.body;
+
+  // Revoked at the verifier: hostd says so, and serves no token, not even a cached one.
+  ASSERT_TRUE(store_->RevokeHost(host, nullptr).ok());
+  hostd_->PollEnrollmentNow();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("revoked", std::chrono::seconds(10))) << hostd_->Status().dump();
+  Json status = Json::parse(Socket()->Get("/v1/status")->body);
+  EXPECT_EQ(status["enrollment"], "revoked");
+  EXPECT_NE(status["detail"].get<std::string>().find("revoked"), std::string::npos) << status.dump();
+  auto refused = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(TypeOf(refused), "urn:agentroot:problem:hostd:token_refused") << refused.body;
+  EXPECT_NE(refused.body.find("revoked"), std::string::npos) << refused.body;
 }
 
 TEST_F(HostdE2eTest, SurvivesSwtpmRestartAndReenrollsAfterTpmClear) {

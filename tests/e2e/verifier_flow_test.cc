@@ -85,7 +85,8 @@ class VerifierFlowTest : public ::testing::Test {
     core_ = std::move(VerifierCore::Create(config, store_, issuer_, {}, *clock_)).value();
     for (auto [id, role] : {std::pair{"alice", attestation::store::Role::kOwner},
                             std::pair{"bob", attestation::store::Role::kReviewer},
-                            std::pair{"carol", attestation::store::Role::kInfra}}) {
+                            std::pair{"carol", attestation::store::Role::kInfra},
+                            std::pair{"dave", attestation::store::Role::kAuditor}}) {
       attestation::store::Operator op;
       op.id = id;
       op.display_name = id;
@@ -841,6 +842,100 @@ TEST_F(VerifierFlowTest, SessionBoundTokens) {
     EXPECT_NE(exported->jsonl.find(std::string(reason)), std::string::npos) << reason;
   }
   EXPECT_NE(exported->jsonl.find("\"proof_mode\":\"session\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace agentroot
+
+namespace agentroot {
+namespace {
+
+TEST_F(VerifierFlowTest, ShadowAgentReports) {
+  ASSERT_TRUE(Enroll(0).ok());
+  ASSERT_TRUE(core_->ApproveHost("carol", machines_[0].host_id).ok());
+  ASSERT_TRUE(Enroll(1).ok());
+  ASSERT_TRUE(core_->ApproveHost("carol", machines_[1].host_id).ok());
+  const std::string host = machines_[0].host_id;
+  EXPECT_EQ(*core_->HostStatusOf(host), attestation::store::HostStatus::kApproved);
+  EXPECT_EQ(core_->HostStatusOf("host-0000000000000000").status().code(), common::StatusCode::kNotFound);
+
+  attestation::ShadowReport report{clock_->NowUnixSeconds(), 4242, 1001, 1001, "/usr/bin/curl", Hex('e')};
+  std::vector<hsm::tpm::PcrBank> selection = {{hsm::tpm::kTpmAlgSha256, {0}}};
+  // A quote by machine `quoter`'s AK over the report with `nonce`.
+  auto quote = [&](int quoter, const std::string& nonce, const attestation::ShadowReport& r) {
+    return *machines_[quoter].attestor->Quote(
+        "ak", selection, attestation::ShadowReportQualifyingData(common::AsBytes(nonce), r));
+  };
+  auto challenge = [&] { return core_->Challenge(host, "report")->value; };
+
+  // Good: recorded.
+  std::string nonce = challenge();
+  auto q = quote(0, nonce, report);
+  ASSERT_TRUE(core_->ReportShadowAgent(host, nonce, report, q.tpms_attest, q.tpmt_signature).ok());
+  // The nonce is consumed.
+  EXPECT_FALSE(core_->ReportShadowAgent(host, nonce, report, q.tpms_attest, q.tpmt_signature).ok());
+
+  // Wrong nonce: a fresh challenge, a quote over another one.
+  std::string n2 = challenge();
+  auto wrong = quote(0, "not-the-nonce", report);
+  auto refused = core_->ReportShadowAgent(host, n2, report, wrong.tpms_attest, wrong.tpmt_signature);
+  ExpectTokenRefused(refused, "evidence_invalid");
+  // An unknown nonce, and one of another purpose.
+  EXPECT_FALSE(core_->ReportShadowAgent(host, "made-up", report, q.tpms_attest, q.tpmt_signature).ok());
+  std::string attest_nonce = core_->Challenge(host, "attest")->value;
+  auto other_purpose = quote(0, attest_nonce, report);
+  ExpectTokenRefused(core_->ReportShadowAgent(host, attest_nonce, report, other_purpose.tpms_attest,
+                                              other_purpose.tpmt_signature),
+                     "nonce_invalid");
+  // Another host's AK.
+  std::string n3 = challenge();
+  auto foreign = quote(1, n3, report);
+  ExpectTokenRefused(core_->ReportShadowAgent(host, n3, report, foreign.tpms_attest, foreign.tpmt_signature),
+                     "evidence_invalid");
+  // A tampered report (the quote covers the original).
+  std::string n4 = challenge();
+  auto honest = quote(0, n4, report);
+  attestation::ShadowReport tampered = report;
+  tampered.exe_path = "/opt/agents/crm-bot";
+  ExpectTokenRefused(core_->ReportShadowAgent(host, n4, tampered, honest.tpms_attest, honest.tpmt_signature),
+                     "evidence_invalid");
+  // Host 1's nonce used for host 0.
+  std::string n5 = core_->Challenge(machines_[1].host_id, "report")->value;
+  auto cross = quote(0, n5, report);
+  ExpectTokenRefused(core_->ReportShadowAgent(host, n5, report, cross.tpms_attest, cross.tpmt_signature),
+                     "nonce_invalid");
+
+  // A second good report, from host 1.
+  attestation::ShadowReport second{clock_->NowUnixSeconds(), 7, 0, 0, "/usr/bin/python3", ""};
+  std::string n6 = core_->Challenge(machines_[1].host_id, "report")->value;
+  auto q6 = quote(1, n6, second);
+  ASSERT_TRUE(core_->ReportShadowAgent(machines_[1].host_id, n6, second, q6.tpms_attest, q6.tpmt_signature).ok());
+
+  // The inventory: the auditor and infra see both, newest first; an owner may not.
+  auto listed = core_->ListShadowAgents("dave", 100);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 2u) << listed->dump();
+  EXPECT_EQ((*listed)[0]["exe_path"], "/usr/bin/python3");
+  EXPECT_EQ((*listed)[0]["host_id"], machines_[1].host_id);
+  EXPECT_EQ((*listed)[1]["exe_path"], "/usr/bin/curl");
+  EXPECT_EQ((*listed)[1]["exe_sha256"], Hex('e'));
+  EXPECT_EQ((*listed)[1]["pid"], 4242);
+  EXPECT_EQ((*listed)[1]["uid"], 1001);
+  EXPECT_EQ((*listed)[1]["host_id"], host);
+  auto bounded = core_->ListShadowAgents("carol", 1);
+  ASSERT_TRUE(bounded.ok());
+  ASSERT_EQ(bounded->size(), 1u);
+  EXPECT_EQ((*bounded)[0]["exe_path"], "/usr/bin/python3");
+  auto owner = core_->ListShadowAgents("alice", 100);
+  EXPECT_EQ(owner.status().code(), common::StatusCode::kPermissionDenied);
+
+  // The audit records: the shadow agents (deny, unregistered_agent) and the refusals.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  EXPECT_NE(exported->jsonl.find("\"agent.shadow\""), std::string::npos);
+  EXPECT_NE(exported->jsonl.find("unregistered_agent"), std::string::npos);
+  EXPECT_NE(exported->jsonl.find("\"agent.shadow.report\""), std::string::npos);
+  EXPECT_NE(exported->jsonl.find("\"shadow_agents.list\""), std::string::npos);
 }
 
 }  // namespace

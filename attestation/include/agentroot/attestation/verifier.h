@@ -45,6 +45,7 @@
 #include "agentroot/attestation/dpop.h"
 #include "agentroot/attestation/ear.h"
 #include "agentroot/attestation/ek_certificate.h"
+#include "agentroot/attestation/measurement.h"
 #include "agentroot/attestation/session_binding.h"
 #include "agentroot/attestation/store/store.h"
 #include "agentroot/common/clock.h"
@@ -186,7 +187,8 @@ class VerifierCore {
   common::Result<ActivationResult> Activate(std::string_view host_id, std::string_view activation_id,
                                             common::ByteView secret);
 
-  // A single-use nonce for `purpose` ("attest" or "certify") bound to a host.
+  // A single-use nonce for `purpose` ("attest", "certify" or "report")
+  // bound to a host.
   common::Result<store::Nonce> Challenge(std::string_view host_id, std::string_view purpose);
 
   // 3. Agent key registration from TPM2_Certify evidence.
@@ -203,6 +205,24 @@ class VerifierCore {
 
   // A fresh single-use DPoP nonce (sent as the DPoP-Nonce header).
   common::Result<std::string> IssueDpopNonce();
+
+  // Host-facing extras (verifier_hosts.cc).
+  // The host's own status, for hostd's polling (unauthenticated: the host id
+  // is unguessable and the answer only pending/approved/revoked).
+  common::Result<store::HostStatus> HostStatusOf(std::string_view host_id);
+  // A shadow agent reported by a host: `quote_attest`/`quote_signature` are a
+  // TPM2_Quote by the host's AK whose qualifying data is
+  // ShadowReportQualifyingData(nonce, report), `nonce` a "report" challenge
+  // for this host (consumed). PCR values are not appraised. Appends an audit
+  // record (actor the host, action agent.shadow, decision deny, reason
+  // unregistered_agent). nonce_invalid / host_unknown / host_not_approved /
+  // evidence_invalid otherwise (audited).
+  common::Status ReportShadowAgent(std::string_view host_id, std::string_view nonce, const ShadowReport& report,
+                                   common::ByteView quote_attest, common::ByteView quote_signature);
+  // The latest `limit` shadow-agent records (newest first) from the audit
+  // log, for an operator with the auditor or infra role; a refusal is
+  // audited. Each: {seq, time, host_id, pid, uid, gid, exe_path, exe_sha256}.
+  common::Result<common::Json> ListShadowAgents(std::string_view operator_id, std::size_t limit);
 
   // 8. RFC 7662 introspection response, and RFC 7009 revocation.
   common::Json Introspect(std::string_view token);

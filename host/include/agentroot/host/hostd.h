@@ -101,8 +101,10 @@ struct HostdOptions {
   // Where JSON log lines go (default: stderr).
   std::function<void(const std::string& line)> log_sink;
   // Called for every new shadow agent (after it is appended to
-  // <state_dir>/shadow_agents.jsonl); reporting to the verifier plugs in
-  // here once it has an endpoint for it.
+  // <state_dir>/shadow_agents.jsonl). Independently of it, hostd reports
+  // each one to the verifier (POST /v1/hosts/{id}/shadow-agents, TPM-quoted)
+  // from a background thread, retried every status_poll_seconds until the
+  // verifier has it; then the line says "reported": true.
   std::function<void(const ShadowAgent&)> shadow_agent_hook;
 };
 
@@ -127,6 +129,7 @@ struct HostdStats {
   uint64_t served_stale_on_outage = 0;  // cached tokens served past renewal because the verifier was down
   uint64_t quotes = 0;
   uint64_t agent_key_signatures = 0;  // signatures by agent keys in the TPM (tpm-mode proofs, session bindings)
+  uint64_t shadow_agents_reported = 0;  // accepted by the verifier
 };
 
 class Hostd {
@@ -175,6 +178,10 @@ class Hostd {
   void Log(std::string_view level, std::string_view message, common::Json fields = common::Json::object()) const;
   common::Result<AgentManifest> Identify(const ProcessInfo& caller);
   void ReportShadow(const ProcessInfo& caller);
+  // The shadow-agent reporter thread: sends the unreported lines of
+  // shadow_agents.jsonl to the verifier.
+  void ShadowReportLoop();
+  common::Status ReportPendingShadows();
 
   // Enrollment.
   void EnrollmentLoop();
@@ -196,6 +203,7 @@ class Hostd {
   common::Result<TokenGrant> Acquire(AgentState& agent, const ProcessInfo& caller, const AgentMeasurement& m,
                                      std::string_view audience, std::string_view scope);
   void DropAgentTokens(const std::string& agent_id);
+  void DropHostTokens();  // the host was revoked: no cached token is served
   // Session signers by SHA-256 of their token (session proof mode).
   void TrackSession(const TokenGrant* old_grant, const TokenGrant* new_grant);
   common::Result<std::shared_ptr<ProofSigner>> SessionSigner(const std::string& agent_id,
@@ -235,6 +243,10 @@ class Hostd {
   bool poll_now_ = false;
   bool stopping_ = false;
   std::thread enrollment_thread_;
+  std::mutex shadow_file_mu_;  // shadow_agents.jsonl
+  std::condition_variable shadow_cv_;  // with mu_
+  bool shadow_pending_ = false;
+  std::thread shadow_thread_;
   std::unique_ptr<http::HttpServer> server_;
 };
 
