@@ -119,6 +119,48 @@ Bytes QualifyingData(common::ByteView nonce, common::ByteView agent_key_name, co
   return common::Sha256(input);
 }
 
+Json ShadowReportToJson(const ShadowReport& r) {
+  return Json{{"time", r.time}, {"pid", r.pid}, {"uid", r.uid}, {"gid", r.gid}, {"exe_path", r.exe_path},
+              {"exe_sha256", r.exe_sha256_hex}};
+}
+
+Result<ShadowReport> ShadowReportFromJson(const Json& j) {
+  auto bad = [](const std::string& why) { return common::InvalidArgumentError("shadow report: " + why); };
+  if (!j.is_object() || j.size() != 6) return bad("needs exactly time, pid, uid, gid, exe_path, exe_sha256");
+  ShadowReport r;
+  for (auto [name, out] : {std::pair{"time", &r.time}, std::pair{"pid", &r.pid}, std::pair{"uid", &r.uid},
+                           std::pair{"gid", &r.gid}}) {
+    auto it = j.find(name);
+    if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() < 0 ||
+        it->get<int64_t>() > (int64_t{1} << 40)) {
+      return bad(std::string(name) + " must be a non-negative integer");
+    }
+    *out = it->get<int64_t>();
+  }
+  auto path = j.find("exe_path");
+  if (path == j.end() || !path->is_string() || path->get_ref<const std::string&>().size() > 4096) {
+    return bad("exe_path must be a string of at most 4096 bytes");
+  }
+  r.exe_path = path->get<std::string>();
+  auto hash = j.find("exe_sha256");
+  if (hash == j.end() || !hash->is_string()) return bad("exe_sha256 must be a string");
+  r.exe_sha256_hex = hash->get<std::string>();
+  if (!r.exe_sha256_hex.empty()) {
+    auto bytes = common::HexDecode(r.exe_sha256_hex);
+    if (!bytes.ok() || bytes->size() != 32) return bad("exe_sha256 must be empty or 64 hex digits");
+  }
+  return r;
+}
+
+Bytes ShadowReportQualifyingData(common::ByteView nonce, const ShadowReport& report) {
+  static constexpr std::string_view kLabel = "agentroot shadow report v1";
+  Bytes input(kLabel.begin(), kLabel.end());
+  input.insert(input.end(), nonce.begin(), nonce.end());
+  Bytes digest = common::Sha256(common::AsBytes(ShadowReportToJson(report).dump()));
+  input.insert(input.end(), digest.begin(), digest.end());
+  return common::Sha256(input);
+}
+
 Bytes CertifyQualifyingData(common::ByteView nonce) {
   static constexpr char kLabel[] = "agentroot/certify/v1";
   Bytes input(kLabel, kLabel + sizeof(kLabel));

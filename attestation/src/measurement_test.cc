@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "agentroot/common/signer.h"
 
 namespace agentroot::attestation {
@@ -104,6 +106,43 @@ TEST(MeasurementTest, QualifyingDataBindsEachInput) {
   common::Bytes n2(33, 1), name2(33, 2);
   EXPECT_NE(QualifyingData(n2, name2, digest), QualifyingData(nonce, name, digest));
   EXPECT_NE(CertifyQualifyingData(nonce), q);
+}
+
+TEST(MeasurementTest, ShadowReportQualifyingData) {
+  ShadowReport r{1700000000, 4242, 1001, 1001, "/usr/bin/curl", Hex('e')};
+  const common::Bytes nonce = common::ToBytes("nonce-1");
+  // The construction, spelled out: label || nonce || SHA-256(canonical JSON).
+  const std::string canonical =
+      "{\"exe_path\":\"/usr/bin/curl\",\"exe_sha256\":\"" + Hex('e') +
+      "\",\"gid\":1001,\"pid\":4242,\"time\":1700000000,\"uid\":1001}";
+  EXPECT_EQ(ShadowReportToJson(r).dump(), canonical);
+  common::Bytes input = common::ToBytes("agentroot shadow report v1nonce-1");
+  common::Bytes digest = common::Sha256(common::AsBytes(canonical));
+  input.insert(input.end(), digest.begin(), digest.end());
+  EXPECT_EQ(ShadowReportQualifyingData(nonce, r), common::Sha256(input));
+  // Every member and the nonce count.
+  for (auto change : std::vector<std::function<void(ShadowReport&)>>{
+           [](ShadowReport& x) { x.time++; }, [](ShadowReport& x) { x.pid++; }, [](ShadowReport& x) { x.uid++; },
+           [](ShadowReport& x) { x.gid++; }, [](ShadowReport& x) { x.exe_path += "x"; },
+           [](ShadowReport& x) { x.exe_sha256_hex = Hex('f'); }}) {
+    ShadowReport other = r;
+    change(other);
+    EXPECT_NE(ShadowReportQualifyingData(nonce, other), ShadowReportQualifyingData(nonce, r));
+  }
+  EXPECT_NE(ShadowReportQualifyingData(common::ToBytes("nonce-2"), r), ShadowReportQualifyingData(nonce, r));
+  // JSON round trip, and what is refused.
+  auto back = ShadowReportFromJson(ShadowReportToJson(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, r);
+  common::Json extra = ShadowReportToJson(r);
+  extra["agent"] = "x";
+  EXPECT_FALSE(ShadowReportFromJson(extra).ok());
+  common::Json negative = ShadowReportToJson(r);
+  negative["pid"] = -1;
+  EXPECT_FALSE(ShadowReportFromJson(negative).ok());
+  common::Json bad_hash = ShadowReportToJson(r);
+  bad_hash["exe_sha256"] = "abc";
+  EXPECT_FALSE(ShadowReportFromJson(bad_hash).ok());
 }
 
 TEST(MeasurementTest, ManifestMatching) {

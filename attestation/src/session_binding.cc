@@ -50,6 +50,14 @@ Result<SessionBinding> VerifySessionBinding(std::string_view binding, const Json
                                             std::string_view agent_id, const common::Clock& clock) {
   auto jwk = common::Jwk::FromJson(tpm_key_jwk);
   if (!jwk.ok()) return Refused(common::StatusCode::kFailedPrecondition, "the registered agent key is not a usable JWK");
+  // A key registered from its TPM2B_PUBLIC has no kid, while the binding's
+  // header names its signer however the signer labels itself. Only this one
+  // key is trusted, so it takes the header's label: the signature decides.
+  if (auto parsed = common::ParseJwsCompact(binding); parsed.ok()) {
+    if (auto kid = parsed->header.find("kid"); kid != parsed->header.end() && kid->is_string()) {
+      jwk = jwk->WithKid(kid->get<std::string>());
+    }
+  }
   std::set<common::JwsAlgorithm> algorithms;
   if (jwk->type() == common::JwkKeyType::kEcP256) {
     algorithms = {common::JwsAlgorithm::kEs256};

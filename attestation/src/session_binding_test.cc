@@ -39,6 +39,24 @@ TEST_F(SessionBindingTest, ABindingByTheRegisteredKeyVerifies) {
   EXPECT_TRUE(VerifySessionBinding(*rsa_binding, rsa->public_jwk().ToJson(), kAgent, clock_).ok());
 }
 
+TEST_F(SessionBindingTest, VerifiesAgainstARegisteredKeyWithoutKid) {
+  // The verifier registers agent keys from TPM2B_PUBLIC: their JWK has no kid,
+  // while a TPM key signs with one in the header.
+  auto tpm = Key();
+  auto session = Key();
+  Json registered = tpm->public_jwk().ToJson();
+  ASSERT_TRUE(registered.contains("kid"));
+  registered.erase("kid");
+  auto binding = CreateSessionBinding(*tpm, kAgent, session->public_jwk(), kNow, 300);
+  ASSERT_TRUE(binding.ok());
+  auto verified = VerifySessionBinding(*binding, registered, kAgent, clock_);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  // ... and still only that key: another key's binding fails whatever its kid.
+  auto other = Key();
+  auto forged = *CreateSessionBinding(*other, kAgent, session->public_jwk(), kNow, 300);
+  EXPECT_FALSE(VerifySessionBinding(forged, registered, kAgent, clock_).ok());
+}
+
 TEST_F(SessionBindingTest, EverythingElseIsRefused) {
   auto tpm = Key();
   auto other = Key();

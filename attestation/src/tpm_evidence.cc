@@ -261,6 +261,13 @@ Result<VerifiedQuote> VerifyQuote(const TpmPublic& ak, ByteView tpms_attest, Byt
   return out;
 }
 
+Result<TpmAttest> VerifyQuoteSignature(const TpmPublic& ak, ByteView tpms_attest, ByteView tpmt_signature,
+                                       ByteView expected_qualifying_data) {
+  AR_ASSIGN_OR_RETURN(auto verified, VerifySignedAttest(ak, tpms_attest, tpmt_signature, kTpmStAttestQuote,
+                                                        expected_qualifying_data));
+  return std::move(verified.first);
+}
+
 Result<VerifiedCertification> VerifyCertification(const TpmPublic& ak, ByteView tpms_attest,
                                                   ByteView tpmt_signature,
                                                   ByteView expected_qualifying_data,

@@ -9,6 +9,7 @@
 #include "agentroot/attestation/tpm_public.h"
 #include "agentroot/common/jwt.h"
 #include "agentroot/common/random.h"
+#include "verifier_internal.h"
 
 namespace agentroot::attestation {
 
@@ -26,21 +27,8 @@ namespace {
 constexpr char kActor[] = "verifier";
 constexpr int64_t kActivationTtl = 300;
 
-Status Problem(StatusCode code, std::string_view type, std::string_view detail) {
-  return OAuthError(code, type, detail);  // same "<code>: <detail>" convention
-}
-
-AuditRecord Audit(std::string actor, std::string action, std::string subject, AuditDecision decision,
-                  std::vector<std::string> reasons = {}, Json details = Json::object()) {
-  AuditRecord r;
-  r.actor = std::move(actor);
-  r.action = std::move(action);
-  r.subject = std::move(subject);
-  r.decision = decision;
-  r.reasons = std::move(reasons);
-  r.details = std::move(details);
-  return r;
-}
+using internal::Audit;
+using internal::Problem;
 
 // A ReplayCache over the store: proof jtis are shared by every replica and
 // survive restarts (THREATS.md #8).
@@ -308,8 +296,8 @@ Result<ActivationResult> VerifierCore::Activate(std::string_view host_id, std::s
 }
 
 Result<store::Nonce> VerifierCore::Challenge(std::string_view host_id, std::string_view purpose) {
-  if (purpose != "attest" && purpose != "certify") {
-    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "purpose must be attest or certify");
+  if (purpose != "attest" && purpose != "certify" && purpose != "report") {
+    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "purpose must be attest, certify or report");
   }
   auto host = store_->GetHost(host_id);
   if (!host.ok()) return Problem(StatusCode::kNotFound, problem::kHostUnknown, "no such host");
@@ -569,9 +557,17 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   if (auto m = store_->GetManifest(ear->agent_id, ear->manifest_version); m.ok()) {
     manifest = ManifestView{static_cast<int>(m->version), m->status == store::ManifestStatus::kApproved, m->reviewer_id};
   }
+  // Session proof mode: the binding proves the proof key speaks for the
+  // attested TPM key, so the policy checks the TPM key; the token is bound
+  // to the session key.
+  std::optional<SessionBinding> session;
+  if (request.session_binding) {
+    AR_ASSIGN_OR_RETURN(session, CheckSessionBinding(*request.session_binding, *ear, proof->jkt));
+  }
+  const std::string& attested_jkt = session ? session->tpm_jkt : proof->jkt;
   std::optional<KeyBindingView> key;
   if (auto k = store_->GetAgentKey(ear->jkt); k.ok()) key = KeyBindingView{k->agent_id, k->host_id, k->thumbprint};
-  TokenRequestView view{ParseScope(request.scope), request.audience, request.requested_ttl, proof->jkt};
+  TokenRequestView view{ParseScope(request.scope), request.audience, request.requested_ttl, attested_jkt};
   AR_ASSIGN_OR_RETURN(int64_t retry_after, TokenRetryAfter(ear->agent_id, now));
   Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now, retry_after > 0);
   if (!decision.allow) {
@@ -591,11 +587,16 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
     }
     return OAuthError(StatusCode::kPermissionDenied, error, FormatScope(decision.reasons));
   }
+  if (session) decision.ttl = std::min(decision.ttl, session->expires_at - now);  // > 0: checked with the binding
   AR_ASSIGN_OR_RETURN(std::string jti, common::RandomToken(16));
   Json claims = {{"iss", config_.issuer}, {"sub", ear->agent_id}, {"client_id", ear->agent_id},
                  {"aud", request.audience}, {"scope", FormatScope(decision.scopes)}, {"jti", jti},
                  {"iat", now}, {"exp", now + decision.ttl}, {"cnf", {{"jkt", proof->jkt}}},
                  {"agentroot.host", ear->host_id}};
+  if (session) {
+    claims["agentroot.tpm_jkt"] = session->tpm_jkt;
+    claims["agentroot.proof_mode"] = "session";
+  }
   AR_ASSIGN_OR_RETURN(std::string token, common::SignJwt(claims, *issuer->signer, "at+jwt"));
   store::TokenRecord record;
   record.jti = jti;
@@ -610,7 +611,8 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   AuditRecord audit = Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kAllow, {},
                             {{"jti", jti}, {"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", record.scope},
                              {"audience", record.audience}, {"ttl", decision.ttl},
-                             {"jit_scopes", decision.jit_scopes}});
+                             {"jit_scopes", decision.jit_scopes},
+                             {"proof_mode", session ? "session" : "tpm"}});
   // Durable before it is handed out (THREATS.md #14). The rate limit is
   // checked again in the same transaction: replicas racing past the count
   // above still cannot exceed it together.

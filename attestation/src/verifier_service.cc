@@ -156,6 +156,9 @@ std::vector<std::pair<std::string, std::string>> VerifierService::Routes() {
           {"POST", "/v1/hosts/{host_id}/challenges"},
           {"POST", "/v1/hosts/{host_id}/agent-keys"},
           {"POST", "/v1/attest"},
+          {"GET", "/v1/hosts/{host_id}/status"},
+          {"POST", "/v1/hosts/{host_id}/shadow-agents"},
+          {"GET", "/v1/shadow-agents"},
           {"POST", "/v1/hosts/{host_id}/approve"},
           {"POST", "/v1/agents"},
           {"POST", "/v1/agents/{name}/manifests"},
@@ -257,6 +260,44 @@ Status VerifierService::Register(http::HttpServer& server) {
     AR_ASSIGN_OR_RETURN(AttestOutcome out, core.Attest(r));
     return Json{{"ear", out.ear}, {"status", std::string(EarStatusName(out.result.status))},
                 {"reasons", out.reasons}, {"expires_at", out.result.exp}};
+  })));
+
+  // A host's own status (hostd polls it while pending).
+  AR_RETURN_IF_ERROR(server.Handle("GET", "/v1/hosts/{host_id}/status",
+                                   Wrap([&core](const Request& req) -> common::Result<Json> {
+    AR_ASSIGN_OR_RETURN(store::HostStatus status, core.HostStatusOf(req.PathParam("host_id")));
+    return Json{{"host_id", std::string(req.PathParam("host_id"))},
+                {"status", std::string(store::HostStatusName(status))}};
+  })));
+  // Shadow agents: reported by hosts (TPM-quoted), listed for operators.
+  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/hosts/{host_id}/shadow-agents",
+                                   Wrap([&core](const Request& req) -> common::Result<Json> {
+    AR_ASSIGN_OR_RETURN(Json body, Body(req));
+    AR_ASSIGN_OR_RETURN(std::string nonce, Str(body, "nonce"));
+    AR_ASSIGN_OR_RETURN(Bytes attest, B64(body, "quote_attest"));
+    AR_ASSIGN_OR_RETURN(Bytes sig, B64(body, "quote_signature"));
+    auto report = body.find("report");
+    if (report == body.end()) return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, "missing \"report\"");
+    auto parsed = ShadowReportFromJson(*report);
+    if (!parsed.ok()) return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, parsed.status().message());
+    AR_RETURN_IF_ERROR(core.ReportShadowAgent(req.PathParam("host_id"), nonce, *parsed, attest, sig));
+    return Json{{"recorded", true}};
+  }, 201)));
+  AR_RETURN_IF_ERROR(server.Handle("GET", "/v1/shadow-agents", Wrap([&core](const Request& req) -> common::Result<Json> {
+    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
+    std::size_t limit = 100;
+    auto query = http::ParseQuery(req.query);
+    if (!query.ok()) return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, "bad query");
+    if (auto it = query->find("limit"); it != query->end()) {
+      const std::string& v = it->second;
+      if (v.empty() || v.size() > 3 || !std::all_of(v.begin(), v.end(), ::isdigit) || std::stoul(v) < 1 ||
+          std::stoul(v) > 500) {
+        return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, "limit must be 1-500");
+      }
+      limit = std::stoul(v);
+    }
+    AR_ASSIGN_OR_RETURN(Json list, core.ListShadowAgents(op, limit));
+    return Json{{"shadow_agents", std::move(list)}};
   })));
 
   // Governance (operators, mutual TLS).
@@ -361,6 +402,7 @@ Status VerifierService::Register(http::HttpServer& server) {
       }
       exchange.requested_ttl = std::stoll(ttl);
     }
+    if (form->count("agentroot_session_binding") != 0) exchange.session_binding = get("agentroot_session_binding");
     auto issued = core.Token(exchange);
     if (!issued.ok()) {
       Response r = OAuthErrorResponse(issued.status());

@@ -20,7 +20,7 @@ const std::map<std::string, std::set<std::string>>& KnownKeys() {
       {"tpm", {"tcti", "ek_kind", "ek_intermediates_file", "measurement_pcr", "quote_pcrs"}},
       {"host", {"host_group", "state_dir", "manifests_dir"}},
       {"api", {"socket_path", "socket_group", "worker_threads"}},
-      {"timing", {"enroll_backoff_initial_ms", "enroll_backoff_max_ms", "status_poll_seconds", "renew_at_fraction"}},
+      {"timing", {"enroll_backoff_initial_ms", "enroll_backoff_max_ms", "status_poll_seconds", "renew_at_fraction", "token_ttl_seconds"}},
   };
   return *keys;
 }
@@ -111,6 +111,7 @@ Status HostdConfig::Validate() const {
   if (!(renew_at_fraction > 0.1 && renew_at_fraction < 1.0)) {
     return err("timing.renew_at_fraction", "must be between 0.1 and 1.0");
   }
+  if (token_ttl_seconds < 0 || token_ttl_seconds > 3600) return err("timing.token_ttl_seconds", "must be 0-3600");
   return Status::Ok();
 }
 
@@ -159,6 +160,7 @@ Result<HostdConfig> ParseHostdConfig(std::string_view toml_text, std::string_vie
   AR_RETURN_IF_ERROR(r.Get("timing", "enroll_backoff_max_ms", &c.enroll_backoff_max_ms));
   AR_RETURN_IF_ERROR(r.Get("timing", "status_poll_seconds", &c.status_poll_seconds));
   AR_RETURN_IF_ERROR(r.Get("timing", "renew_at_fraction", &c.renew_at_fraction));
+  AR_RETURN_IF_ERROR(r.Get("timing", "token_ttl_seconds", &c.token_ttl_seconds));
   return c;
 }
 

@@ -9,6 +9,7 @@
 
 #include "agentroot/attestation/dpop.h"
 #include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/session_binding.h"
 #include "agentroot/attestation/tpm_public.h"
 #include "agentroot/common/signer.h"
 #include "agentroot/hsm/tpm/tpm_attestor.h"
@@ -114,6 +115,17 @@ bool ValidText(std::string_view s, std::size_t max) {
     if (c < 0x20 || c == 0x7f) return false;
   }
   return true;
+}
+
+// What a proof may be for: an upper-case method, an absolute http(s) URL.
+Status_ CheckProofTarget(std::string_view method, std::string_view url) {
+  for (char ch : method) {
+    if (!std::isupper(static_cast<unsigned char>(ch))) return Problem(hostd_problem::kInvalidInput, "method must be an upper-case HTTP method");
+  }
+  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) {
+    return Problem(hostd_problem::kInvalidInput, "url must be an absolute http(s) URL");
+  }
+  return Status_::Ok();
 }
 
 }  // namespace
@@ -341,8 +353,12 @@ Status_ Hostd::Start() {
       AR_ASSIGN_OR_RETURN(std::string url, str(body, "url", 2048, true));
       AR_ASSIGN_OR_RETURN(ProcessInfo caller, caller_of(req));
       AR_ASSIGN_OR_RETURN(TokenGrant g, Token(caller, audience, scope));
-      AR_ASSIGN_OR_RETURN(std::string proof, Proof(caller, method, url, std::string_view(g.access_token)));
-      return Json{{"authorization", "DPoP " + g.access_token}, {"dpop", proof}, {"expires_at", g.expires_at}};
+      // Signed by the key of the token just served (a renewal racing with
+      // this request cannot swap it).
+      AR_RETURN_IF_ERROR(CheckProofTarget(method, url));
+      auto proof = g.proof_signer->Proof(method, url, clock_.NowUnixSeconds(), std::string_view(g.access_token), {});
+      if (!proof.ok()) return TpmProblem("signing the DPoP proof", proof.status());
+      return Json{{"authorization", "DPoP " + g.access_token}, {"dpop", *proof}, {"expires_at", g.expires_at}};
     };
     auto r = run();
     return r.ok() ? no_store(http::JsonResponse(200, *r)) : problem(r.status());
@@ -354,6 +370,7 @@ Status_ Hostd::Start() {
     stopping_ = false;
   }
   enrollment_thread_ = std::thread([this] { EnrollmentLoop(); });
+  shadow_thread_ = std::thread([this] { ShadowReportLoop(); });
   Log("info", "listening", {{"socket", c.socket_path.string()}, {"verifier", c.verifier_url}, {"tcti", c.tcti}});
   return Status_::Ok();
 }
@@ -366,8 +383,10 @@ void Hostd::Stop() {
     server = std::move(server_);
   }
   enrollment_cv_.notify_all();
+  shadow_cv_.notify_all();
   if (server) server->Stop(std::chrono::seconds(2));
   if (enrollment_thread_.joinable()) enrollment_thread_.join();
+  if (shadow_thread_.joinable()) shadow_thread_.join();
 }
 
 // ------------------------------------------------------------------ status
@@ -385,7 +404,9 @@ std::string Hostd::host_id() const {
 
 HostdStats Hostd::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  HostdStats out = stats_;
+  out.agent_key_signatures = agent_key_signatures_.load(std::memory_order_relaxed);
+  return out;
 }
 
 Hostd::Enrollment Hostd::enrollment() const {
@@ -425,7 +446,11 @@ Status_ Hostd::RequireApproved() const {
   if (e.state == "pending") {
     return Problem(hostd_problem::kHostPending, "host " + e.host_id + " is enrolled and waits for an operator's approval");
   }
-  if (e.state == "revoked") return Problem(hostd_problem::kHostPending, "the verifier says host " + e.host_id + " is not approved");
+  if (e.state == "revoked") {
+    return Problem(hostd_problem::kTokenRefused, "host " + e.host_id +
+                                                     " is revoked at the verifier: no tokens until an operator "
+                                                     "approves it again");
+  }
   if (e.state == "error" && e.ak_lost) return Problem(hostd_problem::kTpmUnavailable, e.detail);
   return Problem(hostd_problem::kVerifierUnavailable, "the host is not enrolled yet" + (e.detail.empty() ? "" : ": " + e.detail));
 }
@@ -521,21 +546,25 @@ Status_ Hostd::EnrollOnce() {
 
 Status_ Hostd::PollStatus() {
   Enrollment e = enrollment();
-  auto nonce = verifier_->Challenge(e.host_id, "attest");
-  NoteVerifier(nonce.status());
-  if (nonce.ok()) {
-    e.state = "approved";
-    e.detail.clear();
-  } else if (IsUnavailable(nonce.status())) {
-    return nonce.status();
-  } else if (attestation::OAuthErrorOf(nonce.status()) == "host_not_approved") {
-    if (e.state == "approved") e.state = "revoked";
-  } else if (attestation::OAuthErrorOf(nonce.status()) == "host_unknown") {
+  auto status = verifier_->HostStatus(e.host_id);
+  NoteVerifier(status.status());
+  if (status.ok()) {
+    if (*status == "approved" || *status == "pending" || *status == "revoked") {
+      if (*status != e.state) e.detail.clear();
+      e.state = *status;
+      if (e.state == "revoked") e.detail = "an operator revoked host " + e.host_id + " at the verifier";
+    } else {
+      return common::InternalError("the verifier answered an unknown host status \"" + *status + "\"");
+    }
+  } else if (IsUnavailable(status.status())) {
+    return status.status();
+  } else if (attestation::OAuthErrorOf(status.status()) == "host_unknown") {
     e.state = "unenrolled";
     e.detail = "the verifier does not know host " + e.host_id;
   } else {
-    return nonce.status();
+    return status.status();
   }
+  if (e.state == "revoked") DropHostTokens();
   SetEnrollment(e);
   return Status_::Ok();
 }
@@ -571,10 +600,10 @@ void Hostd::EnrollmentLoop() {
         enrollment_.detail = "AK lost: the TPM no longer loads the attestation key: " + std::string(probe.message());
         continue;
       }
-      if (e.state != "approved") {
-        Status_ s = PollStatus();
-        if (!s.ok()) Log("warning", "cannot poll the host's status", {{"error", s.ToString()}});
-      }
+      // GET /v1/hosts/{id}/status costs the verifier one read: polled in
+      // every enrolled state, so a revocation is seen within one period.
+      Status_ s = PollStatus();
+      if (!s.ok()) Log("warning", "cannot poll the host's status", {{"error", s.ToString()}});
       wait = std::chrono::seconds(c.status_poll_seconds);
     }
     std::unique_lock<std::mutex> lock(mu_);
@@ -610,13 +639,87 @@ void Hostd::ReportShadow(const ProcessInfo& caller) {
   Json line = {{"time", s.time}, {"pid", s.pid}, {"uid", s.uid}, {"gid", s.gid}, {"exe", s.exe},
                {"exe_sha256", s.exe_sha256_hex}, {"reported", false}};
   {
-    std::lock_guard<std::mutex> lock(tpm_mu_);  // serializes appends
+    std::lock_guard<std::mutex> lock(shadow_file_mu_);  // serializes appends and rewrites
     std::ofstream out(options_.config.state_dir / "shadow_agents.jsonl", std::ios::app);
     out << line.dump() << "\n";
   }
   Log("warning", "shadow agent: a process that matches no agent manifest asked for credentials",
       {{"pid", s.pid}, {"uid", s.uid}, {"exe", s.exe}, {"exe_sha256", s.exe_sha256_hex}});
   if (options_.shadow_agent_hook) options_.shadow_agent_hook(s);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shadow_pending_ = true;
+  }
+  shadow_cv_.notify_all();  // reported by the reporter thread: the refusal does not wait
+}
+
+void Hostd::ShadowReportLoop() {
+  for (;;) {
+    Status_ s = ReportPendingShadows();
+    if (!s.ok()) Log("warning", "shadow agents not reported yet; retrying", {{"error", s.ToString()}});
+    std::unique_lock<std::mutex> lock(mu_);
+    shadow_cv_.wait_for(lock, std::chrono::seconds(options_.config.status_poll_seconds),
+                        [this] { return stopping_ || shadow_pending_; });
+    if (stopping_) return;
+    shadow_pending_ = false;
+  }
+}
+
+Status_ Hostd::ReportPendingShadows() {
+  const fs::path path = options_.config.state_dir / "shadow_agents.jsonl";
+  std::vector<Json> pending;
+  {
+    std::lock_guard<std::mutex> lock(shadow_file_mu_);
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      Json j = Json::parse(line, nullptr, false);
+      if (j.is_object() && !j.value("reported", false)) pending.push_back(std::move(j));
+    }
+  }
+  if (pending.empty()) return Status_::Ok();
+  if (enrollment().state != "approved") return common::UnavailableError("the host is not approved yet");
+  const std::string host = host_id();
+  for (const Json& line : pending) {
+    attestation::ShadowReport report;
+    report.time = line.value("time", int64_t{0});
+    report.pid = line.value("pid", int64_t{0});
+    report.uid = line.value("uid", int64_t{0});
+    report.gid = line.value("gid", int64_t{0});
+    report.exe_path = line.value("exe", "");
+    report.exe_sha256_hex = line.value("exe_sha256", "");
+    auto nonce = verifier_->Challenge(host, "report");
+    NoteVerifier(nonce.status());
+    AR_RETURN_IF_ERROR(nonce.status());
+    auto quote = attestor_->Quote(kAkId, {{tpm::kTpmAlgSha256, {options_.config.measurement_pcr}}},
+                                  attestation::ShadowReportQualifyingData(common::AsBytes(*nonce), report));
+    if (!quote.ok()) return TpmProblem("TPM2_Quote of a shadow-agent report", quote.status());
+    Status_ sent = verifier_->ReportShadowAgent(host, *nonce, attestation::ShadowReportToJson(report),
+                                                quote->tpms_attest, quote->tpmt_signature);
+    NoteVerifier(sent);
+    AR_RETURN_IF_ERROR(sent);
+    // Mark it reported: the file is rewritten whole (small, append-only otherwise).
+    {
+      std::lock_guard<std::mutex> lock(shadow_file_mu_);
+      std::ifstream in(path);
+      std::string out;
+      for (std::string text; std::getline(in, text);) {
+        Json j = Json::parse(text, nullptr, false);
+        if (j.is_object() && j == line) {
+          j["reported"] = true;
+          text = j.dump();
+        }
+        out += text + "\n";
+      }
+      in.close();
+      AR_RETURN_IF_ERROR(WriteState(path, out));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.shadow_agents_reported;
+    }
+    Log("info", "shadow agent reported to the verifier", {{"pid", report.pid}, {"exe", report.exe_path}});
+  }
+  return Status_::Ok();
 }
 
 Result<AgentManifest> Hostd::Identify(const ProcessInfo& caller) {
@@ -644,11 +747,6 @@ std::shared_ptr<Hostd::AgentState> Hostd::Agent(const AgentManifest& manifest) {
 Result<std::shared_ptr<ProofSigner>> Hostd::Signer(AgentState& agent) {
   std::lock_guard<std::mutex> lock(agent.mu);
   if (agent.signer) return agent.signer;
-  if (agent.mode != ProofMode::kTpm) {
-    return Problem(hostd_problem::kTokenRefused,
-                   "proof_mode \"session\" is not available yet (the verifier does not accept session bindings); "
-                   "use proof_mode = \"tpm\"");
-  }
   auto key = keys_->Get(agent.name);
   if (!key.ok() && key.status().code() == StatusCode::kNotFound) {
     key = keys_->Generate(agent.name, hsm::KeyPolicy{});
@@ -656,7 +754,7 @@ Result<std::shared_ptr<ProofSigner>> Hostd::Signer(AgentState& agent) {
   }
   if (!key.ok()) return TpmProblem("the agent key", key.status());
   agent.key = *key;
-  agent.signer = std::make_shared<TpmProofSigner>(agent.key);
+  agent.signer = std::make_shared<TpmProofSigner>(agent.key, &agent_key_signatures_);
   // A registration recorded by an earlier run.
   if (auto text = ReadText(options_.config.state_dir / "agents" / (agent.name + ".json")); text.ok()) {
     Json j = Json::parse(*text, nullptr, false);
@@ -744,6 +842,12 @@ void Hostd::DropAgentTokens(const std::string& agent_id) {
   ++agent_generation_[agent_id];
 }
 
+void Hostd::DropHostTokens() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [agent, generation] : agent_generation_) ++generation;
+  for (const auto& [name, agent] : agents_) ++agent_generation_[agent->id];
+}
+
 Result<TokenGrant> Hostd::Acquire(AgentState& agent, const ProcessInfo& caller, const AgentMeasurement& m,
                                   std::string_view audience, std::string_view scope) {
   {
@@ -802,6 +906,17 @@ Result<TokenGrant> Hostd::Acquire(AgentState& agent, const ProcessInfo& caller, 
                    "the verifier's appraisal is " + attested.status + " (" + (reasons.empty() ? "no reason given" : reasons) + ")");
   }
   const int64_t sent_at = clock_.NowUnixSeconds();
+  TokenRequestExtras extras;
+  extras.requested_ttl = options_.config.token_ttl_seconds;
+  if (agent.mode == ProofMode::kSession) {
+    // A new session key per token, bound by the TPM key; it signs the
+    // token request's proof and every proof made with the token.
+    const int64_t lifetime = extras.requested_ttl > 0 ? extras.requested_ttl : attestation::kMaxSessionBindingLifetime;
+    auto session = SessionProofSigner::Create(*agent.key, agent.id, sent_at, lifetime, &agent_key_signatures_);
+    if (!session.ok()) return TpmProblem("signing the session binding", session.status());
+    extras.session_binding = (*session)->binding();
+    signer = std::shared_ptr<ProofSigner>(std::move(session).value());
+  }
   std::string dpop_nonce;
   Result<TokenAnswer> token = common::InternalError("not sent");
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -809,7 +924,7 @@ Result<TokenGrant> Hostd::Acquire(AgentState& agent, const ProcessInfo& caller, 
     if (!dpop_nonce.empty()) nonce = dpop_nonce;
     auto proof = signer->Proof("POST", metadata->token_endpoint, clock_.NowUnixSeconds(), {}, nonce);
     if (!proof.ok()) return TpmProblem("signing the DPoP proof", proof.status());
-    token = verifier_->ExchangeToken(*metadata, attested.ear, scope, audience, *proof, &dpop_nonce);
+    token = verifier_->ExchangeToken(*metadata, attested.ear, scope, audience, *proof, extras, &dpop_nonce);
     NoteVerifier(token.status());
     if (token.ok() || attestation::OAuthErrorOf(token.status()) != attestation::oauth_error::kUseDpopNonce ||
         dpop_nonce.empty()) {
@@ -831,6 +946,7 @@ Result<TokenGrant> Hostd::Acquire(AgentState& agent, const ProcessInfo& caller, 
   g.agent_id = agent.id;
   g.jkt = signer->jkt();
   g.proof_mode = signer->mode();
+  g.proof_signer = signer;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.tokens_issued;
@@ -889,31 +1005,65 @@ Result<TokenGrant> Hostd::Token(const ProcessInfo& caller, std::string_view audi
       g.from_cache = true;
       return g;
     }
-    if (!outage) cached.reset();
+    if (!outage) {
+      if (cached) TrackSession(&cached->grant, nullptr);
+      cached.reset();
+    }
     return fresh.status();
   }
+  TrackSession(cached ? &cached->grant : nullptr, &*fresh);
   cached = CacheEntry::Cached{*fresh, now, fingerprint, gen};
   return fresh;
 }
 
 Result<std::string> Hostd::Proof(const ProcessInfo& caller, std::string_view method, std::string_view url,
                                  std::optional<std::string_view> access_token) {
-  for (char ch : method) {
-    if (!std::isupper(static_cast<unsigned char>(ch))) return Problem(hostd_problem::kInvalidInput, "method must be an upper-case HTTP method");
-  }
-  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) {
-    return Problem(hostd_problem::kInvalidInput, "url must be an absolute http(s) URL");
-  }
+  AR_RETURN_IF_ERROR(CheckProofTarget(method, url));
   AR_ASSIGN_OR_RETURN(AgentManifest manifest, Identify(caller));
   auto m = measurer_->Measure(caller, manifest);
   if (!m.ok()) {
     return Problem(hostd_problem::kMeasurementRefused, "cannot measure the caller: " + std::string(m.status().message()));
   }
   std::shared_ptr<AgentState> agent = Agent(manifest);
-  AR_ASSIGN_OR_RETURN(std::shared_ptr<ProofSigner> signer, Signer(*agent));
+  std::shared_ptr<ProofSigner> signer;
+  if (agent->mode == ProofMode::kSession) {
+    AR_ASSIGN_OR_RETURN(signer, SessionSigner(agent->id, access_token));
+  } else {
+    AR_ASSIGN_OR_RETURN(signer, Signer(*agent));
+  }
   auto proof = signer->Proof(method, url, clock_.NowUnixSeconds(), access_token, {});
   if (!proof.ok()) return TpmProblem("signing the DPoP proof", proof.status());
   return proof;
+}
+
+void Hostd::TrackSession(const TokenGrant* old_grant, const TokenGrant* new_grant) {
+  auto key = [](const TokenGrant& g) { return common::HexEncode(common::Sha256(common::AsBytes(g.access_token))); };
+  const int64_t now = clock_.NowUnixSeconds();
+  std::lock_guard<std::mutex> lock(mu_);
+  // The session key dies with its token: replaced, dropped or expired.
+  if (old_grant != nullptr && old_grant->proof_mode == ProofMode::kSession) sessions_.erase(key(*old_grant));
+  std::erase_if(sessions_, [now](const auto& entry) { return entry.second.expires_at <= now; });
+  if (new_grant != nullptr && new_grant->proof_mode == ProofMode::kSession) {
+    sessions_[key(*new_grant)] = Session{new_grant->agent_id, new_grant->expires_at, new_grant->proof_signer};
+  }
+}
+
+Result<std::shared_ptr<ProofSigner>> Hostd::SessionSigner(const std::string& agent_id,
+                                                         std::optional<std::string_view> access_token) {
+  if (!access_token) {
+    return Problem(hostd_problem::kInvalidInput,
+                   "this agent's proof_mode is \"session\": access_token is required (proofs are signed by the "
+                   "token's session key)");
+  }
+  const std::string key = common::HexEncode(common::Sha256(common::AsBytes(*access_token)));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(key);
+  if (it == sessions_.end() || it->second.agent_id != agent_id || it->second.expires_at <= clock_.NowUnixSeconds()) {
+    return Problem(hostd_problem::kInvalidInput,
+                   "access_token is not a current token of this agent (expired, renewed or never issued here): "
+                   "ask for a token first");
+  }
+  return it->second.signer;
 }
 
 }  // namespace agentroot::host

@@ -215,6 +215,25 @@ Result<std::string> VerifierClient::RegisterAgentKey(std::string_view host_id, s
   return Field(j, "thumbprint");
 }
 
+Result<std::string> VerifierClient::HostStatus(std::string_view host_id) {
+  http::ClientRequest r;
+  r.target = "/v1/hosts/" + std::string(host_id) + "/status";
+  AR_ASSIGN_OR_RETURN(http::Response response, Send(r));
+  if (response.status != 200) return ErrorOf(response);
+  Json j = Json::parse(response.body, nullptr, false);
+  if (!j.is_object()) return common::InternalError("verifier answer to the host status is not a JSON object");
+  return Field(j, "status");
+}
+
+common::Status VerifierClient::ReportShadowAgent(std::string_view host_id, std::string_view nonce, const Json& report,
+                                                 common::ByteView quote_attest, common::ByteView quote_signature) {
+  return PostJson("/v1/hosts/" + std::string(host_id) + "/shadow-agents",
+                  Json{{"nonce", std::string(nonce)}, {"report", report}, {"quote_attest", B64(quote_attest)},
+                       {"quote_signature", B64(quote_signature)}},
+                  201)
+      .status();
+}
+
 Result<AttestAnswer> VerifierClient::Attest(const AttestEvidence& e) {
   Json pcrs = Json::object();
   for (const auto& [index, value] : e.pcr_values) pcrs[std::to_string(index)] = common::HexEncode(value);
@@ -242,7 +261,8 @@ Result<AttestAnswer> VerifierClient::Attest(const AttestEvidence& e) {
 
 Result<TokenAnswer> VerifierClient::ExchangeToken(const VerifierMetadata& metadata, std::string_view ear,
                                                   std::string_view scope, std::string_view audience,
-                                                  std::string_view dpop_proof, std::string* dpop_nonce) {
+                                                  std::string_view dpop_proof, const TokenRequestExtras& extras,
+                                                  std::string* dpop_nonce) {
   // The request goes to this verifier, at the path of the advertised endpoint.
   std::size_t path = metadata.token_endpoint.find('/', 8);
   http::ClientRequest r;
@@ -254,6 +274,10 @@ Result<TokenAnswer> VerifierClient::ExchangeToken(const VerifierMetadata& metada
            "&subject_token_type=" + http::FormUrlEncode("urn:ietf:params:oauth:token-type:jwt") +
            "&scope=" + http::FormUrlEncode(scope) + "&audience=" + http::FormUrlEncode(audience) +
            "&subject_token=" + http::FormUrlEncode(ear);
+  if (extras.requested_ttl > 0) r.body += "&requested_ttl=" + std::to_string(extras.requested_ttl);
+  if (!extras.session_binding.empty()) {
+    r.body += "&agentroot_session_binding=" + http::FormUrlEncode(extras.session_binding);
+  }
   AR_ASSIGN_OR_RETURN(http::Response response, Send(r));
   if (response.status != 200) {
     if (dpop_nonce != nullptr) {

@@ -24,6 +24,7 @@
 #include "agentroot/http/testing/test_pki.h"
 #include "agentroot/simulators/testing/run_command.h"
 #include "agentroot/simulators/testing/scoped_fleet.h"
+#include "hostd_testbed.h"
 #include "tpm_test_util.h"
 
 namespace agentroot::host {
@@ -32,22 +33,10 @@ namespace {
 namespace fs = std::filesystem;
 using common::Json;
 
-constexpr char kAgent[] = "spiffe://example.org/agent/crm-bot";
-constexpr char kCrm[] = "https://crm.example";
-constexpr char kErp[] = "https://erp.example";
-constexpr char kGroup[] = "crm-hosts";
+constexpr const char* kAgent = testing::kTestbedAgent;
+constexpr const char* kCrm = testing::kTestbedCrm;
+constexpr const char* kErp = testing::kTestbedErp;
 
-std::string Sha256File(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return common::HexEncode(common::Sha256(common::AsBytes(buf.str())));
-}
-
-void WriteFile(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::trunc);
-  out << text;
-}
 
 Json Claims(const std::string& jwt) {
   auto a = jwt.find('.');
@@ -56,130 +45,25 @@ Json Claims(const std::string& jwt) {
   return Json::parse(common::ToString(*payload));
 }
 
-class HostdE2eTest : public ::testing::Test {
+// The fixture is the shared testbed (host/testing/hostd_testbed.h): its
+// members (core_, store_, clock_, config_, hostd_, ...) are used directly.
+class HostdE2eTest : public ::testing::Test, protected testing::HostdTestbed {
  protected:
-  void SetUp() override {
-    setenv("TSS2_LOG", "all+NONE", 1);
-    auto fleet = simulators::testing::ScopedFleet::Create(1);
-    ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
-    fleet_ = std::move(fleet).value();
-    machine_ = fleet_->info().machines[0];
-    dir_ = fleet_->info().dir / "hostd";
-    fs::create_directories(dir_ / "manifests");
-    pki_ = std::move(http::testing::TestPki::Create("agentroot test CA")).value();
-    WriteFile(dir_ / "verifier-ca.pem", pki_->ca_certificate_pem());
+  void SetUp() override { ASSERT_TRUE(Init().ok()); }
+  void TearDown() override { HostdTestbed::Stop(); }
 
-    store_ = std::shared_ptr<attestation::store::Store>(
-        std::move(attestation::store::Store::Open("sqlite:" + (dir_ / "v.db").string(), clock_)).value());
-    issuer_ = std::shared_ptr<common::OpenSslSigner>(
-        std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256, "issuer-1")).value());
-    attestation::VerifierConfig vc;
-    vc.trust_domain = "example.org";
-    std::ifstream roots(fleet_->info().manufacturer_ca);
-    std::stringstream buf;
-    buf << roots.rdbuf();
-    vc.manufacturer_roots_pem = buf.str();
-    vc.measurement_pcr = 15;
-    vc.issuer = "https://127.0.0.1";
-    vc.token_endpoint = "https://127.0.0.1/oauth/token";
-    core_ = std::shared_ptr<attestation::VerifierCore>(
-        std::move(attestation::VerifierCore::Create(vc, store_, issuer_, {}, clock_)).value());
-    service_ = std::make_unique<attestation::VerifierService>(core_);
-    StartVerifier(0);
-    for (auto [id, role] : {std::pair{"alice", attestation::store::Role::kOwner},
-                            std::pair{"bob", attestation::store::Role::kReviewer},
-                            std::pair{"carol", attestation::store::Role::kInfra}}) {
-      attestation::store::Operator op;
-      op.id = id;
-      op.display_name = id;
-      op.roles = {role};
-      op.client_cert_fingerprint = std::string(64, id[0]);
-      ASSERT_TRUE(store_->CreateOperator(op, nullptr).ok());
-    }
-
-    // The agent: this test binary plus one configuration file.
-    exe_ = fs::canonical("/proc/self/exe");
-    agent_config_ = dir_ / "crm-bot.yaml";
-    WriteFile(agent_config_, "mode: read-only\n");
-    WriteFile(dir_ / "manifests" / "crm-bot.toml",
-              "name = \"crm-bot\"\nexe = \"" + exe_.string() + "\"\nuid = " + std::to_string(::getuid()) +
-                  "\nfiles = [\"" + agent_config_.string() + "\"]\nproof_mode = \"tpm\"\n");
-
-    config_.verifier_url = base_;
-    config_.verifier_ca_file = dir_ / "verifier-ca.pem";
-    config_.trust_domain = "example.org";
-    config_.tcti = machine_.tcti;
-    config_.ek_intermediates_file = fleet_->info().manufacturer_intermediate;
-    config_.host_group = kGroup;
-    config_.state_dir = dir_ / "state";
-    config_.manifests_dir = dir_ / "manifests";
-    config_.socket_path = dir_ / "hostd.sock";
-    config_.enroll_backoff_initial_ms = 50;
-    config_.enroll_backoff_max_ms = 400;
-    config_.status_poll_seconds = 1;
-  }
-
-  void TearDown() override {
-    if (hostd_) hostd_->Stop();
-    if (server_) server_->Stop(std::chrono::milliseconds(200));
-  }
-
-  void StartVerifier(uint16_t port) {
-    auto cred = std::move(pki_->IssueServer()).value();
-    http::ServerOptions options;
-    http::TcpListenOptions tcp;
-    tcp.address = "127.0.0.1";
-    tcp.port = port;
-    tcp.tls.certificate_chain_pem = cred.certificate_pem;
-    tcp.tls.private_key_pem = std::move(cred.private_key_pem);
-    options.tcp = std::move(tcp);
-    options.worker_threads = 2;
-    options.io_threads = 1;
-    auto server = http::HttpServer::Create(std::move(options));
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(server).value();
-    ASSERT_TRUE(service_->Register(*server_).ok());
-    ASSERT_TRUE(server_->Start().ok());
-    base_ = "https://127.0.0.1:" + std::to_string(server_->port());
-  }
-
+  void StartVerifier(uint16_t port) { ASSERT_TRUE(HostdTestbed::StartVerifier(port).ok()); }
   void StartHostd() {
-    HostdOptions options;
-    options.config = config_;
-    options.clock = &clock_;
-    options.log_sink = [this](const std::string& line) {
-      std::lock_guard<std::mutex> lock(log_mu_);
-      log_ += line + "\n";
-    };
-    options.shadow_agent_hook = [this](const ShadowAgent& s) { shadows_.push_back(s.exe); };
-    auto hostd = Hostd::Create(std::move(options));
-    ASSERT_TRUE(hostd.ok()) << hostd.status().ToString();
-    hostd_ = std::move(hostd).value();
-    ASSERT_TRUE(hostd_->Start().ok());
+    common::Status s = HostdTestbed::StartHostd();
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
-
+  void StartApproved() {
+    common::Status s = HostdTestbed::StartApproved();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
   void RegisterAgent() {
-    attestation::store::Agent agent;
-    agent.id = kAgent;
-    agent.name = "crm-bot";
-    agent.host_group = kGroup;
-    agent.allowed_scopes = {"crm.read", "crm.write"};
-    agent.allowed_audiences = {kCrm, kErp};
-    agent.max_token_ttl_seconds = 300;
-    agent.expires_at = clock_.NowUnixSeconds() + 86400;
-    agent.owners = {"alice"};
-    ASSERT_TRUE(core_->CreateAgent("alice", agent).ok());
-    Json manifest = {{"exe_sha256", Sha256File(exe_)},
-                     {"files", {{agent_config_.string(), Sha256File(agent_config_)}}}};
-    auto version = core_->AddManifest("alice", kAgent, manifest);
-    ASSERT_TRUE(version.ok()) << version.status().ToString();
-    ASSERT_TRUE(core_->ReviewManifest("bob", kAgent, *version, true, "reviewed").ok());
-  }
-
-  std::unique_ptr<http::HttpClient> Socket() {
-    http::ClientOptions o;
-    o.unix_socket_path = config_.socket_path.string();
-    return std::move(http::HttpClient::Create(std::move(o))).value();
+    common::Status s = HostdTestbed::RegisterAgent();
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
   http::Response Post(const std::string& target, const Json& body) {
@@ -192,43 +76,6 @@ class HostdE2eTest : public ::testing::Test {
     Json j = Json::parse(r.body, nullptr, false);
     return j.is_object() ? j.value("type", "") : "";
   }
-
-  ProcessInfo Self() {
-    return *InspectProcess(::getpid(), ::getuid(), ::getgid());
-  }
-
-  std::unique_ptr<attestation::AccessTokenValidator> Validator(std::string audience) {
-    auto jwks = std::make_shared<attestation::JwksCache>(
-        [this]() -> common::Result<std::string> { return core_->Jwks().dump(); }, clock_,
-        attestation::JwksCache::Options{});
-    auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, clock_);
-    attestation::AccessTokenPolicy policy;
-    policy.issuer = "https://127.0.0.1";
-    policy.audience = std::move(audience);
-    return std::move(attestation::AccessTokenValidator::Create(policy, jwks, replay, &clock_)).value();
-  }
-
-  std::string Log() {
-    std::lock_guard<std::mutex> lock(log_mu_);
-    return log_;
-  }
-
-  common::FakeClock clock_{common::Clock::System().NowUnixSeconds()};
-  std::unique_ptr<simulators::testing::ScopedFleet> fleet_;
-  simulators::MachineInfo machine_;
-  fs::path dir_, exe_, agent_config_;
-  std::unique_ptr<http::testing::TestPki> pki_;
-  std::shared_ptr<attestation::store::Store> store_;
-  std::shared_ptr<common::OpenSslSigner> issuer_;
-  std::shared_ptr<attestation::VerifierCore> core_;
-  std::unique_ptr<attestation::VerifierService> service_;
-  std::unique_ptr<http::HttpServer> server_;
-  std::string base_;
-  HostdConfig config_;
-  std::unique_ptr<Hostd> hostd_;
-  std::mutex log_mu_;
-  std::string log_;
-  std::vector<std::string> shadows_;
 };
 
 TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
@@ -327,6 +174,28 @@ TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
   ASSERT_TRUE(std::getline(shadow_log, shadow_line));
   EXPECT_NE(shadow_line.find("curl"), std::string::npos) << shadow_line;
   ASSERT_EQ(shadows_.size(), 1u);
+  // Reported to the verifier in the background: an auditor sees it there,
+  // and the line is marked reported.
+  Json inventory = Json::array();
+  for (int i = 0; i < 100 && inventory.empty(); ++i) {
+    auto listed = core_->ListShadowAgents("dave", 10);
+    ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+    inventory = *listed;
+    if (inventory.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(inventory.size(), 1u) << "the shadow agent never reached the verifier";
+  EXPECT_EQ(inventory[0]["host_id"], host);
+  EXPECT_NE(inventory[0]["exe_path"].get<std::string>().find("curl"), std::string::npos) << inventory.dump();
+  EXPECT_EQ(inventory[0]["exe_sha256"].get<std::string>().size(), 64u);
+  bool marked = false;
+  for (int i = 0; i < 100 && !marked; ++i) {
+    std::ifstream reread(config_.state_dir / "shadow_agents.jsonl");
+    std::string line;
+    marked = std::getline(reread, line) && Json::parse(line).value("reported", false);
+    if (!marked) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(marked) << "shadow_agents.jsonl must say reported: true";
+  EXPECT_EQ(hostd_->stats().shadow_agents_reported, 1u);
 
   // A measured file changes: the next request is refused by the verifier,
   // and the agent's cached tokens are dropped.
@@ -370,6 +239,96 @@ TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
   EXPECT_EQ(log.find(token), std::string::npos);
   EXPECT_EQ(log.find(renewed->access_token), std::string::npos);
   EXPECT_NE(log.find("token issued"), std::string::npos);
+}
+
+TEST_F(HostdE2eTest, SessionProofModeSignsProofsInSoftware) {
+  WriteManifest("session");
+  StartApproved();
+  auto issued = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  Json t = Json::parse(issued.body);
+  const std::string token = t["access_token"];
+  EXPECT_EQ(t["proof_mode"], "session");
+  Json claims = Claims(token);
+  EXPECT_EQ(claims["cnf"]["jkt"], t["jkt"]);
+  EXPECT_EQ(claims["agentroot.proof_mode"], "session");
+  // Bound to the session key, not the TPM key (which the token names apart).
+  auto tpm_key = store_->GetAgentKey(claims["agentroot.tpm_jkt"].get<std::string>());
+  ASSERT_TRUE(tpm_key.ok()) << "agentroot.tpm_jkt must be the registered TPM key";
+  EXPECT_EQ(tpm_key->agent_id, kAgent);
+  EXPECT_NE(claims["cnf"]["jkt"], claims["agentroot.tpm_jkt"]);
+  // One TPM signature by the agent key for the whole token: the binding.
+  EXPECT_EQ(hostd_->stats().agent_key_signatures, 1u);
+
+  // Proofs validate, and none of them uses the TPM.
+  const std::string url = std::string(kCrm) + "/v1/accounts";
+  auto validator = Validator(kCrm);
+  for (int i = 0; i < 20; ++i) {
+    auto proof = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token}});
+    ASSERT_EQ(proof.status, 200) << proof.body;
+    const std::vector<std::string> proofs = {Json::parse(proof.body)["dpop"].get<std::string>()};
+    auto ok = validator->Validate("DPoP " + token, proofs, "GET", url, "crm.read");
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  }
+  auto headers = Post("/v1/headers", {{"audience", kCrm}, {"scope", "crm.read"}, {"method", "POST"}, {"url", url}});
+  ASSERT_EQ(headers.status, 200) << headers.body;
+  Json h = Json::parse(headers.body);
+  EXPECT_EQ(h["authorization"], "DPoP " + token);
+  const std::vector<std::string> header_proofs = {h["dpop"].get<std::string>()};
+  EXPECT_TRUE(validator->Validate(h["authorization"].get<std::string>(), header_proofs, "POST", url, "crm.read").ok());
+  EXPECT_EQ(hostd_->stats().agent_key_signatures, 1u) << "session-mode proofs must not be signed in the TPM";
+
+  // A session proof needs the token it is for, one hostd holds.
+  auto no_token = Post("/v1/proof", {{"method", "GET"}, {"url", url}});
+  EXPECT_EQ(no_token.status, 400);
+  EXPECT_EQ(TypeOf(no_token), "urn:agentroot:problem:hostd:invalid_input") << no_token.body;
+  auto foreign = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token + "x"}});
+  EXPECT_EQ(foreign.status, 400) << foreign.body;
+
+  // Renewal makes a new session key; the old one is discarded with its token.
+  clock_.Advance(std::chrono::seconds(250));  // 83% of 300 s
+  auto renewed = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(renewed.status, 200) << renewed.body;
+  Json r = Json::parse(renewed.body);
+  EXPECT_NE(r["access_token"], token);
+  EXPECT_NE(r["jkt"], t["jkt"]);
+  EXPECT_EQ(hostd_->stats().agent_key_signatures, 2u);
+  auto stale = Post("/v1/proof", {{"method", "GET"}, {"url", url}, {"access_token", token}});
+  EXPECT_EQ(stale.status, 400) << stale.body;
+  // The session key never reaches the disk.
+  for (const auto& entry : fs::recursive_directory_iterator(config_.state_dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(content.find(r["jkt"].get<std::string>()), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(Log().find(r["access_token"].get<std::string>()), std::string::npos);
+}
+
+TEST_F(HostdE2eTest, TellsPendingFromRevokedByPollingTheHostStatus) {
+  StartHostd();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(20))) << hostd_->Status().dump();
+  const std::string host = hostd_->host_id();
+  EXPECT_EQ(Json::parse(Socket()->Get("/v1/status")->body)["enrollment"], "pending");
+
+  ASSERT_TRUE(core_->ApproveHost("carol", host).ok());
+  hostd_->PollEnrollmentNow();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("approved", std::chrono::seconds(10))) << hostd_->Status().dump();
+  RegisterAgent();
+  auto issued = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(issued.status, 200) << issued.body;
+
+  // Revoked at the verifier: hostd says so, and serves no token, not even a cached one.
+  ASSERT_TRUE(store_->RevokeHost(host, nullptr).ok());
+  hostd_->PollEnrollmentNow();
+  ASSERT_TRUE(hostd_->WaitForEnrollment("revoked", std::chrono::seconds(10))) << hostd_->Status().dump();
+  Json status = Json::parse(Socket()->Get("/v1/status")->body);
+  EXPECT_EQ(status["enrollment"], "revoked");
+  EXPECT_NE(status["detail"].get<std::string>().find("revoked"), std::string::npos) << status.dump();
+  auto refused = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(TypeOf(refused), "urn:agentroot:problem:hostd:token_refused") << refused.body;
+  EXPECT_NE(refused.body.find("revoked"), std::string::npos) << refused.body;
 }
 
 TEST_F(HostdE2eTest, SurvivesSwtpmRestartAndReenrollsAfterTpmClear) {

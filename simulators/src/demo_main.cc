@@ -380,13 +380,29 @@ void RunDemo(const Options& o) {
   Ok("hostd recorded it as a shadow agent (shadow_agents.jsonl): pid " +
      std::to_string(shadow_record.value("pid", 0)) + ", uid " + std::to_string(shadow_record.value("uid", 0)) +
      ", exe " + shadow_record.value("exe", "") + ", sha256 " + Short(shadow_record.value("exe_sha256", "")));
-  // THE VERIFIER'S VIEW OF SHADOW AGENTS goes here, once hostd reports them
-  // (HostdOptions::shadow_agent_hook) and the verifier has a route for them:
-  // GET it as the auditor and check this record is in it. Until then the
-  // demo shows only hostd's record and says so.
-  Say("the verifier's shadow-agent inventory is not shown: hostd does not report shadow agents to the");
-  Say("verifier yet (reported: " + std::string(shadow_record.value("reported", false) ? "true" : "false") +
-      " in hostd's record)");
+  // The verifier's view: hostd reports it in the background (a TPM2_Quote by
+  // the host's AK over the report); the auditor lists the inventory.
+  Json reported;
+  const auto report_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!reported.is_object()) {
+    Json list = Api::Expect(auditor->Get("/v1/shadow-agents"), 200, o.auditor + ": GET /v1/shadow-agents");
+    for (const Json& entry : list.value("shadow_agents", Json::array())) {
+      if (entry.value("host_id", "") == pending.host_id && entry.value("pid", 0) == shadow_record.value("pid", 0) &&
+          entry.value("exe_path", "") == shadow_record.value("exe", "") &&
+          entry.value("exe_sha256", "") == shadow_record.value("exe_sha256", "")) {
+        reported = entry;
+      }
+    }
+    if (reported.is_object()) break;
+    if (std::chrono::steady_clock::now() > report_deadline) {
+      Fail("the verifier's shadow-agent inventory (GET /v1/shadow-agents as " + o.auditor +
+           ") does not show hostd's record within 20 s: " + list.dump());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  Ok(o.auditor + " (auditor) sees it in the verifier's shadow-agent inventory (GET /v1/shadow-agents): host " +
+     reported.value("host_id", "") + ", pid " + std::to_string(reported.value("pid", 0)) + ", exe " +
+     reported.value("exe_path", "") + ", audit record #" + std::to_string(reported.value("seq", 0)));
 
   // ---------------------------------------------------------------- 5
   Step("The attacker copies the agent's token and an old DPoP proof to " + m1 + " and calls the API");

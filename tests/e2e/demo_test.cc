@@ -138,6 +138,7 @@ TEST_F(DemoTest, EveryStepBehavesAsNarratedAndEverythingIsStopped) {
   // 4. the shadow agent.
   EXPECT_THAT(out, HasSubstr("-> refused, exit 1: agentroot-token: unknown_agent"));
   EXPECT_THAT(out, HasSubstr("hostd recorded it as a shadow agent (shadow_agents.jsonl)"));
+  EXPECT_THAT(out, HasSubstr("(auditor) sees it in the verifier's shadow-agent inventory (GET /v1/shadow-agents)"));
   // 5. the stolen token, every way.
   EXPECT_THAT(out, HasSubstr("the token alone, no DPoP proof -> HTTP 401 invalid_token"));
   EXPECT_THAT(out, HasSubstr("the token as a Bearer token -> HTTP 401 invalid_token"));

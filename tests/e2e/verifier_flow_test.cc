@@ -15,6 +15,8 @@
 
 #include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/session_binding.h"
+#include "agentroot/attestation/token_policy.h"
 #include "agentroot/attestation/tpm_public.h"
 #include "agentroot/attestation/verifier.h"
 #include "agentroot/common/jwt.h"
@@ -83,7 +85,8 @@ class VerifierFlowTest : public ::testing::Test {
     core_ = std::move(VerifierCore::Create(config, store_, issuer_, {}, *clock_)).value();
     for (auto [id, role] : {std::pair{"alice", attestation::store::Role::kOwner},
                             std::pair{"bob", attestation::store::Role::kReviewer},
-                            std::pair{"carol", attestation::store::Role::kInfra}}) {
+                            std::pair{"carol", attestation::store::Role::kInfra},
+                            std::pair{"dave", attestation::store::Role::kAuditor}}) {
       attestation::store::Operator op;
       op.id = id;
       op.display_name = id;
@@ -212,6 +215,32 @@ class VerifierFlowTest : public ::testing::Test {
     return core_->Token(exchange);
   }
 
+  // A resource server's validator for kAudience, on the verifier's JWKS.
+  std::unique_ptr<attestation::AccessTokenValidator> Validator() {
+    std::string jwks = core_->Jwks().dump();
+    auto cache = std::make_shared<attestation::JwksCache>([jwks]() -> common::Result<std::string> { return jwks; },
+                                                          *clock_, attestation::JwksCache::Options{});
+    auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, *clock_);
+    attestation::AccessTokenPolicy policy;
+    policy.issuer = "https://verifier.test";
+    policy.audience = kAudience;
+    policy.is_revoked = [this](std::string_view jti) { return store_->IsTokenRevoked(jti).value_or(true); };
+    return std::move(attestation::AccessTokenValidator::Create(policy, cache, replay, clock_.get())).value();
+  }
+
+  // Token exchange in session proof mode: `binding` presented, the proof
+  // signed by `proof_key` (the session key when honest).
+  common::Result<attestation::IssuedToken> SessionToken(const std::string& ear, const std::string& binding,
+                                                        const common::Signer& proof_key) {
+    attestation::TokenExchange exchange;
+    exchange.subject_token = ear;
+    exchange.dpop_proof = *attestation::CreateDpopProof(proof_key, "POST", kTokenEndpoint, clock_->NowUnixSeconds());
+    exchange.scope = "crm.read";
+    exchange.audience = kAudience;
+    exchange.session_binding = binding;
+    return core_->Token(exchange);
+  }
+
   void ExpectTokenRefused(const common::Status& status, std::string_view reason) {
     EXPECT_FALSE(status.ok());
     EXPECT_NE(status.message().find(reason), std::string::npos) << status.ToString();
@@ -245,15 +274,7 @@ TEST_F(VerifierFlowTest, FullFlowAndAStolenTokenIsUselessElsewhere) {
   EXPECT_EQ(token->expires_in, 300);
 
   // The resource server validates with the verifier's JWKS.
-  std::string jwks = core_->Jwks().dump();
-  auto cache = std::make_shared<attestation::JwksCache>([jwks]() -> common::Result<std::string> { return jwks; },
-                                                        *clock_, attestation::JwksCache::Options{});
-  auto replay = std::make_shared<attestation::InMemoryReplayCache>(1000, *clock_);
-  attestation::AccessTokenPolicy policy;
-  policy.issuer = "https://verifier.test";
-  policy.audience = kAudience;
-  policy.is_revoked = [this](std::string_view jti) { return store_->IsTokenRevoked(jti).value_or(true); };
-  auto validator = std::move(attestation::AccessTokenValidator::Create(policy, cache, replay, clock_.get())).value();
+  auto validator = Validator();
   const std::string url = "https://crm.example/v1/accounts";
   auto proof = [&](const common::Signer& k) {
     return std::vector<std::string>{*attestation::CreateDpopProof(k, "GET", url, clock_->NowUnixSeconds(), token->access_token)};
@@ -738,6 +759,183 @@ TEST_F(VerifierFlowTest, TwoVerifiersOnOneDatabaseShareTheRateLimits) {
   for (auto& t : racers) t.join();
   EXPECT_EQ(issued.load(), 2);
   EXPECT_EQ(limited.load(), 6);
+}
+
+}  // namespace
+}  // namespace agentroot
+
+namespace agentroot {
+namespace {
+
+TEST_F(VerifierFlowTest, SessionBoundTokens) {
+  auto key = Provision();
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  ASSERT_EQ(outcome->result.status, attestation::EarStatus::kAffirming);
+  const int64_t now = clock_->NowUnixSeconds();
+  auto session = std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256)).value();
+  auto binding = attestation::CreateSessionBinding(*key, kAgent, session->public_jwk(), now, 120);
+  ASSERT_TRUE(binding.ok()) << binding.status().ToString();
+
+  // Issued, bound to the session key, exp capped by the binding (120 < 300).
+  auto token = SessionToken(outcome->ear, *binding, *session);
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(token->expires_in, 120);
+  auto parsed = common::ParseJwsCompact(token->access_token, common::JwsPayload::kJsonObject);
+  ASSERT_TRUE(parsed.ok());
+  const Json& claims = parsed->payload_json;
+  EXPECT_EQ(claims["cnf"]["jkt"], session->public_jwk().Thumbprint());
+  EXPECT_NE(claims["cnf"]["jkt"], key->public_jwk().Thumbprint());
+  EXPECT_EQ(claims["agentroot.tpm_jkt"], key->public_jwk().Thumbprint());
+  EXPECT_EQ(claims["agentroot.proof_mode"], "session");
+  EXPECT_LE(claims["exp"].get<int64_t>(), now + 120);
+
+  // A resource server accepts proofs by the session key, not by the TPM key.
+  auto validator = Validator();
+  const std::string url = "https://crm.example/v1/accounts";
+  auto proof = [&](const common::Signer& k) {
+    return std::vector<std::string>{*attestation::CreateDpopProof(k, "GET", url, clock_->NowUnixSeconds(), token->access_token)};
+  };
+  auto ok = validator->Validate("DPoP " + token->access_token, proof(*session), "GET", url, "crm.read");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  auto by_tpm = validator->Validate("DPoP " + token->access_token, proof(*key), "GET", url, "crm.read");
+  ASSERT_FALSE(by_tpm.ok());
+  EXPECT_EQ(attestation::OAuthErrorOf(by_tpm.status()), attestation::oauth_error::kInvalidDpopProof);
+
+  // Without a binding, a proof by a software key is refused as before.
+  ExpectTokenRefused(Token(outcome->ear, *session).status(), attestation::reason::kProofKeyMismatch);
+
+  // A binding signed by another key (machine 1's TPM key, claiming to be the agent's).
+  auto thief = machines_[1].keys->Generate("thief", hsm::KeyPolicy{});
+  ASSERT_TRUE(thief.ok());
+  auto foreign = attestation::CreateSessionBinding(**thief, kAgent, session->public_jwk(), now, 120);
+  ASSERT_TRUE(foreign.ok());
+  ExpectTokenRefused(SessionToken(outcome->ear, *foreign, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  // For another agent.
+  auto other_agent = attestation::CreateSessionBinding(*key, "spiffe://example.org/agent/other", session->public_jwk(),
+                                                       now, 120);
+  ExpectTokenRefused(SessionToken(outcome->ear, *other_agent, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  // Expired (beyond the leeway, and just expired within it).
+  auto expired = attestation::CreateSessionBinding(*key, kAgent, session->public_jwk(), now - 200, 100);
+  ExpectTokenRefused(SessionToken(outcome->ear, *expired, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  auto just_expired = attestation::CreateSessionBinding(*key, kAgent, session->public_jwk(), now - 110, 100);
+  ExpectTokenRefused(SessionToken(outcome->ear, *just_expired, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+  // Whose jkt is not the proof key.
+  auto second = std::move(common::OpenSslSigner::Generate(common::JwsAlgorithm::kEs256)).value();
+  ExpectTokenRefused(SessionToken(outcome->ear, *binding, *second).status(),
+                     attestation::reason::kSessionBindingNotProofKey);
+  // Tampered (a flipped signature byte).
+  std::string flipped = *binding;
+  flipped[flipped.size() - 5] = flipped[flipped.size() - 5] == 'A' ? 'B' : 'A';
+  ExpectTokenRefused(SessionToken(outcome->ear, flipped, *session).status(),
+                     attestation::reason::kSessionBindingInvalid);
+
+  // Every refusal is audited with its reason code.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  for (std::string_view reason : {attestation::reason::kSessionBindingInvalid,
+                                  attestation::reason::kSessionBindingNotProofKey}) {
+    EXPECT_NE(exported->jsonl.find(std::string(reason)), std::string::npos) << reason;
+  }
+  EXPECT_NE(exported->jsonl.find("\"proof_mode\":\"session\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace agentroot
+
+namespace agentroot {
+namespace {
+
+TEST_F(VerifierFlowTest, ShadowAgentReports) {
+  ASSERT_TRUE(Enroll(0).ok());
+  ASSERT_TRUE(core_->ApproveHost("carol", machines_[0].host_id).ok());
+  ASSERT_TRUE(Enroll(1).ok());
+  ASSERT_TRUE(core_->ApproveHost("carol", machines_[1].host_id).ok());
+  const std::string host = machines_[0].host_id;
+  EXPECT_EQ(*core_->HostStatusOf(host), attestation::store::HostStatus::kApproved);
+  EXPECT_EQ(core_->HostStatusOf("host-0000000000000000").status().code(), common::StatusCode::kNotFound);
+
+  attestation::ShadowReport report{clock_->NowUnixSeconds(), 4242, 1001, 1001, "/usr/bin/curl", Hex('e')};
+  std::vector<hsm::tpm::PcrBank> selection = {{hsm::tpm::kTpmAlgSha256, {0}}};
+  // A quote by machine `quoter`'s AK over the report with `nonce`.
+  auto quote = [&](int quoter, const std::string& nonce, const attestation::ShadowReport& r) {
+    return *machines_[quoter].attestor->Quote(
+        "ak", selection, attestation::ShadowReportQualifyingData(common::AsBytes(nonce), r));
+  };
+  auto challenge = [&] { return core_->Challenge(host, "report")->value; };
+
+  // Good: recorded.
+  std::string nonce = challenge();
+  auto q = quote(0, nonce, report);
+  ASSERT_TRUE(core_->ReportShadowAgent(host, nonce, report, q.tpms_attest, q.tpmt_signature).ok());
+  // The nonce is consumed.
+  EXPECT_FALSE(core_->ReportShadowAgent(host, nonce, report, q.tpms_attest, q.tpmt_signature).ok());
+
+  // Wrong nonce: a fresh challenge, a quote over another one.
+  std::string n2 = challenge();
+  auto wrong = quote(0, "not-the-nonce", report);
+  auto refused = core_->ReportShadowAgent(host, n2, report, wrong.tpms_attest, wrong.tpmt_signature);
+  ExpectTokenRefused(refused, "evidence_invalid");
+  // An unknown nonce, and one of another purpose.
+  EXPECT_FALSE(core_->ReportShadowAgent(host, "made-up", report, q.tpms_attest, q.tpmt_signature).ok());
+  std::string attest_nonce = core_->Challenge(host, "attest")->value;
+  auto other_purpose = quote(0, attest_nonce, report);
+  ExpectTokenRefused(core_->ReportShadowAgent(host, attest_nonce, report, other_purpose.tpms_attest,
+                                              other_purpose.tpmt_signature),
+                     "nonce_invalid");
+  // Another host's AK.
+  std::string n3 = challenge();
+  auto foreign = quote(1, n3, report);
+  ExpectTokenRefused(core_->ReportShadowAgent(host, n3, report, foreign.tpms_attest, foreign.tpmt_signature),
+                     "evidence_invalid");
+  // A tampered report (the quote covers the original).
+  std::string n4 = challenge();
+  auto honest = quote(0, n4, report);
+  attestation::ShadowReport tampered = report;
+  tampered.exe_path = "/opt/agents/crm-bot";
+  ExpectTokenRefused(core_->ReportShadowAgent(host, n4, tampered, honest.tpms_attest, honest.tpmt_signature),
+                     "evidence_invalid");
+  // Host 1's nonce used for host 0.
+  std::string n5 = core_->Challenge(machines_[1].host_id, "report")->value;
+  auto cross = quote(0, n5, report);
+  ExpectTokenRefused(core_->ReportShadowAgent(host, n5, report, cross.tpms_attest, cross.tpmt_signature),
+                     "nonce_invalid");
+
+  // A second good report, from host 1.
+  attestation::ShadowReport second{clock_->NowUnixSeconds(), 7, 0, 0, "/usr/bin/python3", ""};
+  std::string n6 = core_->Challenge(machines_[1].host_id, "report")->value;
+  auto q6 = quote(1, n6, second);
+  ASSERT_TRUE(core_->ReportShadowAgent(machines_[1].host_id, n6, second, q6.tpms_attest, q6.tpmt_signature).ok());
+
+  // The inventory: the auditor and infra see both, newest first; an owner may not.
+  auto listed = core_->ListShadowAgents("dave", 100);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 2u) << listed->dump();
+  EXPECT_EQ((*listed)[0]["exe_path"], "/usr/bin/python3");
+  EXPECT_EQ((*listed)[0]["host_id"], machines_[1].host_id);
+  EXPECT_EQ((*listed)[1]["exe_path"], "/usr/bin/curl");
+  EXPECT_EQ((*listed)[1]["exe_sha256"], Hex('e'));
+  EXPECT_EQ((*listed)[1]["pid"], 4242);
+  EXPECT_EQ((*listed)[1]["uid"], 1001);
+  EXPECT_EQ((*listed)[1]["host_id"], host);
+  auto bounded = core_->ListShadowAgents("carol", 1);
+  ASSERT_TRUE(bounded.ok());
+  ASSERT_EQ(bounded->size(), 1u);
+  EXPECT_EQ((*bounded)[0]["exe_path"], "/usr/bin/python3");
+  auto owner = core_->ListShadowAgents("alice", 100);
+  EXPECT_EQ(owner.status().code(), common::StatusCode::kPermissionDenied);
+
+  // The audit records: the shadow agents (deny, unregistered_agent) and the refusals.
+  auto exported = store_->ExportAudit(0, clock_->NowUnixSeconds() + 10);
+  ASSERT_TRUE(exported.ok());
+  EXPECT_NE(exported->jsonl.find("\"agent.shadow\""), std::string::npos);
+  EXPECT_NE(exported->jsonl.find("unregistered_agent"), std::string::npos);
+  EXPECT_NE(exported->jsonl.find("\"agent.shadow.report\""), std::string::npos);
+  EXPECT_NE(exported->jsonl.find("\"shadow_agents.list\""), std::string::npos);
 }
 
 }  // namespace

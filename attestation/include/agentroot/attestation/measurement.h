@@ -75,6 +75,27 @@ common::Bytes QualifyingData(common::ByteView nonce, common::ByteView agent_key_
 // SHA-256("agentroot/certify/v1" || 0x00 || nonce).
 common::Bytes CertifyQualifyingData(common::ByteView nonce);
 
+// A shadow agent as hostd reports it (POST /v1/hosts/{host_id}/shadow-agents):
+// a process that asked for credentials and matched no agent manifest.
+struct ShadowReport {
+  int64_t time = 0;
+  int64_t pid = 0;
+  int64_t uid = 0;
+  int64_t gid = 0;
+  std::string exe_path;
+  std::string exe_sha256_hex;  // may be empty: the executable could not be read
+  bool operator==(const ShadowReport&) const = default;
+};
+// {time, pid, uid, gid, exe_path, exe_sha256}; FromJson refuses missing or
+// mistyped members, members it does not know, and out-of-range values.
+common::Json ShadowReportToJson(const ShadowReport& report);
+common::Result<ShadowReport> ShadowReportFromJson(const common::Json& json);
+// The qualifying data of the TPM2_Quote that signs a report:
+// SHA-256("agentroot shadow report v1" || nonce || SHA-256(canonical JSON of
+// the report)); canonical JSON = ShadowReportToJson, members sorted, no
+// whitespace.
+common::Bytes ShadowReportQualifyingData(common::ByteView nonce, const ShadowReport& report);
+
 // What an approved manifest says an agent is.
 struct ManifestDigests {
   std::string exe_sha256_hex;

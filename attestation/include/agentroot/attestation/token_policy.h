@@ -42,6 +42,11 @@ inline constexpr std::string_view kAudienceNotAllowed = "audience_not_allowed";
 inline constexpr std::string_view kTtlExceedsMax = "ttl_exceeds_max";
 inline constexpr std::string_view kNoScope = "no_scope_requested";
 inline constexpr std::string_view kRateLimited = "rate_limited";
+// Session proof mode (session_binding.h): the binding does not verify against
+// the registered agent key, or does not name the proof key / the attested key.
+inline constexpr std::string_view kSessionBindingInvalid = "session_binding_invalid";
+inline constexpr std::string_view kSessionBindingNotProofKey = "session_binding_not_proof_key";
+inline constexpr std::string_view kSessionBindingNotAttestedKey = "session_binding_not_attested_key";
 }  // namespace reason
 
 struct HostView {

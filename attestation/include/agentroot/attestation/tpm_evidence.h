@@ -105,6 +105,12 @@ Result<VerifiedQuote> VerifyQuote(const TpmPublic& ak, ByteView tpms_attest,
                                   ByteView tpmt_signature, ByteView expected_qualifying_data,
                                   const PcrValues& pcr_values);
 
+// The signature and extraData checks of VerifyQuote without the PCR digest:
+// for quotes whose PCR values are not appraised (shadow-agent reports),
+// only "this TPM's AK signed this qualifying data".
+Result<TpmAttest> VerifyQuoteSignature(const TpmPublic& ak, ByteView tpms_attest, ByteView tpmt_signature,
+                                       ByteView expected_qualifying_data);
+
 // True when `selection` includes PCR `pcr` of bank `hash_alg`.
 bool SelectionCovers(const PcrSelection& selection, uint16_t hash_alg, uint32_t pcr);
 

@@ -45,6 +45,8 @@
 #include "agentroot/attestation/dpop.h"
 #include "agentroot/attestation/ear.h"
 #include "agentroot/attestation/ek_certificate.h"
+#include "agentroot/attestation/measurement.h"
+#include "agentroot/attestation/session_binding.h"
 #include "agentroot/attestation/store/store.h"
 #include "agentroot/common/clock.h"
 #include "agentroot/common/json.h"
@@ -147,6 +149,12 @@ struct TokenExchange {
   std::string scope;          // space-separated
   std::string audience;
   std::optional<int64_t> requested_ttl;
+  // Session proof mode (docs/tokens.md): a session binding (session_binding.h)
+  // signed by the agent key the EAR names, binding the DPoP proof's key. The
+  // token is then bound to the proof (session) key, carries
+  // agentroot.tpm_jkt and agentroot.proof_mode "session", and expires no
+  // later than the binding.
+  std::optional<std::string> session_binding;
 };
 
 struct IssuedToken {
@@ -179,7 +187,8 @@ class VerifierCore {
   common::Result<ActivationResult> Activate(std::string_view host_id, std::string_view activation_id,
                                             common::ByteView secret);
 
-  // A single-use nonce for `purpose` ("attest" or "certify") bound to a host.
+  // A single-use nonce for `purpose` ("attest", "certify" or "report")
+  // bound to a host.
   common::Result<store::Nonce> Challenge(std::string_view host_id, std::string_view purpose);
 
   // 3. Agent key registration from TPM2_Certify evidence.
@@ -196,6 +205,24 @@ class VerifierCore {
 
   // A fresh single-use DPoP nonce (sent as the DPoP-Nonce header).
   common::Result<std::string> IssueDpopNonce();
+
+  // Host-facing extras (verifier_hosts.cc).
+  // The host's own status, for hostd's polling (unauthenticated: the host id
+  // is unguessable and the answer only pending/approved/revoked).
+  common::Result<store::HostStatus> HostStatusOf(std::string_view host_id);
+  // A shadow agent reported by a host: `quote_attest`/`quote_signature` are a
+  // TPM2_Quote by the host's AK whose qualifying data is
+  // ShadowReportQualifyingData(nonce, report), `nonce` a "report" challenge
+  // for this host (consumed). PCR values are not appraised. Appends an audit
+  // record (actor the host, action agent.shadow, decision deny, reason
+  // unregistered_agent). nonce_invalid / host_unknown / host_not_approved /
+  // evidence_invalid otherwise (audited).
+  common::Status ReportShadowAgent(std::string_view host_id, std::string_view nonce, const ShadowReport& report,
+                                   common::ByteView quote_attest, common::ByteView quote_signature);
+  // The latest `limit` shadow-agent records (newest first) from the audit
+  // log, for an operator with the auditor or infra role; a refusal is
+  // audited. Each: {seq, time, host_id, pid, uid, gid, exe_path, exe_sha256}.
+  common::Result<common::Json> ListShadowAgents(std::string_view operator_id, std::size_t limit);
 
   // 8. RFC 7662 introspection response, and RFC 7009 revocation.
   common::Json Introspect(std::string_view token);
@@ -253,6 +280,11 @@ class VerifierCore {
   common::Status RequireRole(std::string_view operator_id, store::Role role, store::Operator* out);
   // Seconds until the agent may get a token again; 0 when under the limit.
   common::Result<int64_t> TokenRetryAfter(const std::string& agent_id, int64_t now);
+  // The session binding of a token request (verifier_session.cc): verified
+  // against the agent key registered for `ear`'s jkt, naming `proof_jkt` as
+  // the session key and the EAR's key as the TPM key. Refusals are audited.
+  common::Result<SessionBinding> CheckSessionBinding(std::string_view binding, const AttestationResult& ear,
+                                                     const std::string& proof_jkt);
   void PurgeExpiredOccasionally(int64_t now);
   void AuditBestEffort(const store::AuditRecord& record);
 

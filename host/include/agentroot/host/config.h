@@ -44,6 +44,10 @@ struct HostdConfig {
   int enroll_backoff_max_ms = 60000;         // ... up to this
   int status_poll_seconds = 10;              // while the host is pending
   double renew_at_fraction = 0.8;            // of a token's lifetime
+  // requested_ttl of token requests; 0: none (the agent's registered
+  // maximum). Also the lifetime of session bindings (session proof mode;
+  // 3600, the maximum, when 0).
+  int token_ttl_seconds = 0;
 
   // Checks ranges and required settings (verifier_url, verifier_ca_file,
   // trust_domain, host_group). INVALID_ARGUMENT naming the setting.

@@ -30,7 +30,9 @@
 // lifetime; after that the next caller renews it, and if the verifier cannot
 // be reached the cached token is still served until (never after) exp. A
 // refusal by the verifier (measurement not affirmed, token refused) drops
-// every cached token of that agent. Acquisition is single-flight per cache
+// every cached token of that agent. In session proof mode each cached token
+// has its own session key (proof_signer.h), discarded when the token is
+// replaced. Acquisition is single-flight per cache
 // key; unrelated agents only share the TPM (extend + quote + PCR read run
 // under one mutex so the log sent with a quote explains it).
 //
@@ -99,8 +101,10 @@ struct HostdOptions {
   // Where JSON log lines go (default: stderr).
   std::function<void(const std::string& line)> log_sink;
   // Called for every new shadow agent (after it is appended to
-  // <state_dir>/shadow_agents.jsonl); reporting to the verifier plugs in
-  // here once it has an endpoint for it.
+  // <state_dir>/shadow_agents.jsonl). Independently of it, hostd reports
+  // each one to the verifier (POST /v1/hosts/{id}/shadow-agents, TPM-quoted)
+  // from a background thread, retried every status_poll_seconds until the
+  // verifier has it; then the line says "reported": true.
   std::function<void(const ShadowAgent&)> shadow_agent_hook;
 };
 
@@ -113,6 +117,9 @@ struct TokenGrant {
   std::string jkt;
   ProofMode proof_mode = ProofMode::kTpm;
   bool from_cache = false;
+  // What signs proofs for this token: the agent's TPM key, or (session
+  // mode) this token's session key, discarded with the token.
+  std::shared_ptr<ProofSigner> proof_signer;
 };
 
 struct HostdStats {
@@ -121,6 +128,8 @@ struct HostdStats {
   uint64_t cache_hits = 0;
   uint64_t served_stale_on_outage = 0;  // cached tokens served past renewal because the verifier was down
   uint64_t quotes = 0;
+  uint64_t agent_key_signatures = 0;  // signatures by agent keys in the TPM (tpm-mode proofs, session bindings)
+  uint64_t shadow_agents_reported = 0;  // accepted by the verifier
 };
 
 class Hostd {
@@ -137,7 +146,9 @@ class Hostd {
   common::Json Status() const;
 
   common::Result<TokenGrant> Token(const ProcessInfo& caller, std::string_view audience, std::string_view scope);
-  // A DPoP proof by the caller's agent key.
+  // A DPoP proof by the caller's agent key (tpm mode) or by the session key
+  // of `access_token` (session mode: the token is required and must be one
+  // hostd holds for the caller's agent).
   common::Result<std::string> Proof(const ProcessInfo& caller, std::string_view method, std::string_view url,
                                     std::optional<std::string_view> access_token);
 
@@ -167,6 +178,10 @@ class Hostd {
   void Log(std::string_view level, std::string_view message, common::Json fields = common::Json::object()) const;
   common::Result<AgentManifest> Identify(const ProcessInfo& caller);
   void ReportShadow(const ProcessInfo& caller);
+  // The shadow-agent reporter thread: sends the unreported lines of
+  // shadow_agents.jsonl to the verifier.
+  void ShadowReportLoop();
+  common::Status ReportPendingShadows();
 
   // Enrollment.
   void EnrollmentLoop();
@@ -188,6 +203,11 @@ class Hostd {
   common::Result<TokenGrant> Acquire(AgentState& agent, const ProcessInfo& caller, const AgentMeasurement& m,
                                      std::string_view audience, std::string_view scope);
   void DropAgentTokens(const std::string& agent_id);
+  void DropHostTokens();  // the host was revoked: no cached token is served
+  // Session signers by SHA-256 of their token (session proof mode).
+  void TrackSession(const TokenGrant* old_grant, const TokenGrant* new_grant);
+  common::Result<std::shared_ptr<ProofSigner>> SessionSigner(const std::string& agent_id,
+                                                            std::optional<std::string_view> access_token);
   std::string AgentId(std::string_view name) const;
 
   HostdOptions options_;
@@ -211,11 +231,22 @@ class Hostd {
   std::map<std::tuple<std::string, std::string, std::string>, std::shared_ptr<CacheEntry>> cache_;
   std::map<std::string, uint64_t> agent_generation_;
   std::map<std::pair<int32_t, uint64_t>, bool> shadows_seen_;
+  struct Session {
+    std::string agent_id;
+    int64_t expires_at = 0;
+    std::shared_ptr<ProofSigner> signer;
+  };
+  std::map<std::string, Session> sessions_;  // key: hex SHA-256 of the access token
+  std::atomic<uint64_t> agent_key_signatures_{0};
   HostdStats stats_;
   std::condition_variable enrollment_cv_;
   bool poll_now_ = false;
   bool stopping_ = false;
   std::thread enrollment_thread_;
+  std::mutex shadow_file_mu_;  // shadow_agents.jsonl
+  std::condition_variable shadow_cv_;  // with mu_
+  bool shadow_pending_ = false;
+  std::thread shadow_thread_;
   std::unique_ptr<http::HttpServer> server_;
 };
 

@@ -86,6 +86,11 @@ struct TokenAnswer {
   std::string scope;
 };
 
+struct TokenRequestExtras {
+  int64_t requested_ttl = 0;    // 0: not sent
+  std::string session_binding;  // empty: not sent (tpm proof mode)
+};
+
 class VerifierClient {
  public:
   // `base_url` "https://host:port", `ca_pem` the trust anchors of its TLS
@@ -108,22 +113,32 @@ class VerifierClient {
   common::Result<ActivateAnswer> Activate(std::string_view host_id, std::string_view activation_id,
                                           const common::SecretBytes& secret);
   // POST /v1/hosts/{host_id}/challenges; returns the nonce. `purpose` is
-  // "attest" or "certify". Refused with host_not_approved while the host is
-  // pending (or revoked), host_unknown when the verifier does not know it:
-  // this is how a host learns its status.
+  // "attest", "certify" or "report". Refused with host_not_approved while
+  // the host is pending or revoked, host_unknown when the verifier does not
+  // know it.
   common::Result<std::string> Challenge(std::string_view host_id, std::string_view purpose);
   // POST /v1/hosts/{host_id}/agent-keys; returns the registered thumbprint.
   common::Result<std::string> RegisterAgentKey(std::string_view host_id, std::string_view agent_id,
                                                std::string_view nonce, common::ByteView key_public,
                                                common::ByteView certify_attest, common::ByteView certify_signature);
+  // GET /v1/hosts/{host_id}/status: "pending", "approved" or "revoked";
+  // host_unknown (NOT_FOUND) when the verifier does not know the host.
+  common::Result<std::string> HostStatus(std::string_view host_id);
+  // POST /v1/hosts/{host_id}/shadow-agents: `report` (a JSON object, sent as
+  // is) with a TPM2_Quote over ShadowReportQualifyingData(nonce, report) by
+  // the host's AK; `nonce` from Challenge(host, "report").
+  common::Status ReportShadowAgent(std::string_view host_id, std::string_view nonce, const common::Json& report,
+                                   common::ByteView quote_attest, common::ByteView quote_signature);
   // POST /v1/attest.
   common::Result<AttestAnswer> Attest(const AttestEvidence& evidence);
   // POST <token_endpoint path> (RFC 8693 token exchange, subject_token = the
-  // EAR) with `dpop_proof` in the DPoP header. When the verifier answers
+  // EAR) with `dpop_proof` in the DPoP header; `extras` adds requested_ttl
+  // and agentroot_session_binding when set. When the verifier answers
   // use_dpop_nonce, `*dpop_nonce` receives its DPoP-Nonce (if given).
   common::Result<TokenAnswer> ExchangeToken(const VerifierMetadata& metadata, std::string_view ear,
                                             std::string_view scope, std::string_view audience,
-                                            std::string_view dpop_proof, std::string* dpop_nonce = nullptr);
+                                            std::string_view dpop_proof, const TokenRequestExtras& extras = {},
+                                            std::string* dpop_nonce = nullptr);
 
   // Connections opened so far (tests).
   std::size_t connections_opened() const;
