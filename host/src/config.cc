@@ -20,7 +20,8 @@ const std::map<std::string, std::set<std::string>>& KnownKeys() {
       {"tpm", {"tcti", "ek_kind", "ek_intermediates_file", "measurement_pcr", "quote_pcrs"}},
       {"host", {"host_group", "state_dir", "manifests_dir"}},
       {"api", {"socket_path", "socket_group", "worker_threads"}},
-      {"timing", {"enroll_backoff_initial_ms", "enroll_backoff_max_ms", "status_poll_seconds", "renew_at_fraction", "token_ttl_seconds"}},
+      {"timing", {"enroll_backoff_initial_ms", "enroll_backoff_max_ms", "status_poll_seconds", "renew_at_fraction", "token_ttl_seconds",
+                  "revocation_check_seconds"}},
   };
   return *keys;
 }
@@ -112,6 +113,9 @@ Status HostdConfig::Validate() const {
     return err("timing.renew_at_fraction", "must be between 0.1 and 1.0");
   }
   if (token_ttl_seconds < 0 || token_ttl_seconds > 3600) return err("timing.token_ttl_seconds", "must be 0-3600");
+  if (revocation_check_seconds < 1 || revocation_check_seconds > 300) {
+    return err("timing.revocation_check_seconds", "must be 1-300");
+  }
   return Status::Ok();
 }
 
@@ -161,6 +165,7 @@ Result<HostdConfig> ParseHostdConfig(std::string_view toml_text, std::string_vie
   AR_RETURN_IF_ERROR(r.Get("timing", "status_poll_seconds", &c.status_poll_seconds));
   AR_RETURN_IF_ERROR(r.Get("timing", "renew_at_fraction", &c.renew_at_fraction));
   AR_RETURN_IF_ERROR(r.Get("timing", "token_ttl_seconds", &c.token_ttl_seconds));
+  AR_RETURN_IF_ERROR(r.Get("timing", "revocation_check_seconds", &c.revocation_check_seconds));
   return c;
 }
 

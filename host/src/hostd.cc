@@ -158,6 +158,7 @@ struct Hostd::CacheEntry {
     int64_t issued_at = 0;
     std::string fingerprint;
     uint64_t generation = 0;
+    int64_t checked_at = 0;  // when introspection last said active (or was tried)
   };
   std::optional<Cached> cached;
 };
@@ -983,7 +984,24 @@ Result<TokenGrant> Hostd::Token(const ProcessInfo& caller, std::string_view audi
   if (usable) {
     const double lifetime = static_cast<double>(cached->grant.expires_at - cached->issued_at);
     const bool fresh = static_cast<double>(now - cached->issued_at) < lifetime * options_.config.renew_at_fraction;
-    if (fresh) {
+    bool revoked = false;
+    if (fresh && now - cached->checked_at >= options_.config.revocation_check_seconds) {
+      // Revoked by an operator since we got it? An unreachable verifier is
+      // an outage: keep serving until exp, ask again after the interval.
+      auto active = verifier_->Introspect(cached->grant.access_token);
+      cached->checked_at = now;
+      if (active.ok() && !*active) {
+        revoked = true;
+        Log("warning", "the verifier says a cached token is no longer active; dropping it",
+            {{"agent", agent->id}, {"audience", std::string(audience)}, {"jkt", cached->grant.jkt}});
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.revoked_cached_tokens;
+      }
+    }
+    if (revoked) {
+      TrackSession(&cached->grant, nullptr);
+      cached.reset();
+    } else if (fresh) {
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.cache_hits;
       TokenGrant g = cached->grant;
@@ -996,7 +1014,7 @@ Result<TokenGrant> Hostd::Token(const ProcessInfo& caller, std::string_view audi
   if (!fresh.ok()) {
     std::string_view code = HostdProblemOf(fresh.status());
     bool outage = code == hostd_problem::kVerifierUnavailable || code == hostd_problem::kTpmUnavailable;
-    if (outage && usable && clock_.NowUnixSeconds() < cached->grant.expires_at) {
+    if (outage && usable && cached && clock_.NowUnixSeconds() < cached->grant.expires_at) {
       Log("warning", "renewal failed; serving the cached token until it expires",
           {{"agent", agent->id}, {"expires_at", cached->grant.expires_at}, {"error", fresh.status().ToString()}});
       std::lock_guard<std::mutex> lock(mu_);
@@ -1012,7 +1030,7 @@ Result<TokenGrant> Hostd::Token(const ProcessInfo& caller, std::string_view audi
     return fresh.status();
   }
   TrackSession(cached ? &cached->grant : nullptr, &*fresh);
-  cached = CacheEntry::Cached{*fresh, now, fingerprint, gen};
+  cached = CacheEntry::Cached{*fresh, now, fingerprint, gen, now};
   return fresh;
 }
 

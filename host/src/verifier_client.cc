@@ -234,6 +234,21 @@ common::Status VerifierClient::ReportShadowAgent(std::string_view host_id, std::
       .status();
 }
 
+Result<bool> VerifierClient::Introspect(std::string_view token) {
+  http::ClientRequest r;
+  r.method = "POST";
+  r.target = "/oauth/introspect";
+  r.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
+  r.body = "token=" + http::FormUrlEncode(token) + "&token_type_hint=access_token";
+  AR_ASSIGN_OR_RETURN(http::Response response, Send(r));
+  if (response.status != 200) return ErrorOf(response);
+  Json j = Json::parse(response.body, nullptr, false);
+  if (!j.is_object() || !j.contains("active") || !j["active"].is_boolean()) {
+    return common::InternalError("verifier answer to introspection has no boolean \"active\"");
+  }
+  return j["active"].get<bool>();
+}
+
 Result<AttestAnswer> VerifierClient::Attest(const AttestEvidence& e) {
   Json pcrs = Json::object();
   for (const auto& [index, value] : e.pcr_values) pcrs[std::to_string(index)] = common::HexEncode(value);

@@ -305,6 +305,41 @@ TEST_F(HostdE2eTest, SessionProofModeSignsProofsInSoftware) {
   EXPECT_EQ(Log().find(r["access_token"].get<std::string>()), std::string::npos);
 }
 
+TEST_F(HostdE2eTest, ARevokedTokenIsNotServedFromTheCacheAfterTheCheckInterval) {
+  StartApproved();
+  auto first = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  const std::string token = Json::parse(first.body)["access_token"];
+  const std::string jti = Claims(token)["jti"];
+
+  // Inside the check interval the cache answers without asking the verifier.
+  clock_.Advance(std::chrono::seconds(config_.revocation_check_seconds - 1));
+  auto cached = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(cached.status, 200);
+  EXPECT_EQ(Json::parse(cached.body)["access_token"], token);
+
+  // An operator revokes that one token; after the interval hostd notices,
+  // drops it and attests again for a new one.
+  auto revoked = core_->RevokeByOperator("carol", jti, "", "");
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  clock_.Advance(std::chrono::seconds(2));
+  auto fresh = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  ASSERT_EQ(fresh.status, 200) << fresh.body;
+  const std::string second = Json::parse(fresh.body)["access_token"];
+  EXPECT_NE(second, token);
+  EXPECT_EQ(hostd_->stats().revoked_cached_tokens, 1u);
+
+  // The agent's tokens revoked and the agent suspended: the cached token is
+  // dropped and no new one is issued.
+  ASSERT_TRUE(core_->RevokeByOperator("carol", "", testing::kTestbedAgent, "").ok());
+  ASSERT_TRUE(store_->SetAgentStatus(testing::kTestbedAgent, attestation::store::AgentStatus::kSuspended, nullptr).ok());
+  clock_.Advance(std::chrono::seconds(config_.revocation_check_seconds));
+  auto refused = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_EQ(TypeOf(refused), "urn:agentroot:problem:hostd:token_refused") << refused.body;
+  EXPECT_EQ(hostd_->stats().revoked_cached_tokens, 2u);
+}
+
 TEST_F(HostdE2eTest, TellsPendingFromRevokedByPollingTheHostStatus) {
   StartHostd();
   ASSERT_TRUE(hostd_->WaitForEnrollment("pending", std::chrono::seconds(20))) << hostd_->Status().dump();

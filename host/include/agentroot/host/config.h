@@ -44,6 +44,10 @@ struct HostdConfig {
   int enroll_backoff_max_ms = 60000;         // ... up to this
   int status_poll_seconds = 10;              // while the host is pending
   double renew_at_fraction = 0.8;            // of a token's lifetime
+  // A cached token is served only if the verifier said it was active (RFC
+  // 7662 introspection) at most this long ago: the bound on serving a token
+  // after an operator revoked it.
+  int revocation_check_seconds = 15;
   // requested_ttl of token requests; 0: none (the agent's registered
   // maximum). Also the lifetime of session bindings (session proof mode;
   // 3600, the maximum, when 0).

@@ -126,6 +126,7 @@ struct HostdStats {
   uint64_t acquisitions = 0;       // token acquisitions started
   uint64_t tokens_issued = 0;      // ... that returned a token
   uint64_t cache_hits = 0;
+  uint64_t revoked_cached_tokens = 0;  // dropped because introspection said inactive
   uint64_t served_stale_on_outage = 0;  // cached tokens served past renewal because the verifier was down
   uint64_t quotes = 0;
   uint64_t agent_key_signatures = 0;  // signatures by agent keys in the TPM (tpm-mode proofs, session bindings)

@@ -129,6 +129,9 @@ class VerifierClient {
   // the host's AK; `nonce` from Challenge(host, "report").
   common::Status ReportShadowAgent(std::string_view host_id, std::string_view nonce, const common::Json& report,
                                    common::ByteView quote_attest, common::ByteView quote_signature);
+  // POST /oauth/introspect (RFC 7662): whether the verifier still considers
+  // `token` active (not revoked, not expired).
+  common::Result<bool> Introspect(std::string_view token);
   // POST /v1/attest.
   common::Result<AttestAnswer> Attest(const AttestEvidence& evidence);
   // POST <token_endpoint path> (RFC 8693 token exchange, subject_token = the
