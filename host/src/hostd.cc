@@ -403,6 +403,10 @@ std::string Hostd::host_id() const {
   return enrollment_.host_id;
 }
 
+hsm::tpm::TpmDeviceStats Hostd::tpm_stats() const {
+  return device_ ? device_->stats() : hsm::tpm::TpmDeviceStats{};
+}
+
 HostdStats Hostd::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   HostdStats out = stats_;

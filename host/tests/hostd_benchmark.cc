@@ -7,10 +7,19 @@
 // The verifier runs in process (host/testing/hostd_testbed.h).
 #include <benchmark/benchmark.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "agentroot/common/json.h"
+#include "agentroot/simulators/testing/child_process.h"
 #include "hostd_testbed.h"
 
 namespace agentroot::host {
@@ -95,6 +104,120 @@ void BM_FreshAttestation(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_FreshAttestation)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(100);
+
+// 100 agents (100 processes, each running its own executable, each matched
+// by its own manifest) ask for their first token at the same moment: agent
+// key creation, certification and registration, quote, token exchange. The
+// TPM serializes its commands; hostd must not add serialization of its own.
+// Reported: the wall time, the TPM's busy time over it (TpmDeviceStats
+// busy_ns), and their ratio, tpm_utilization: 1.0 means the TPM never
+// waited for hostd while agents were waiting for tokens.
+void BM_HundredAgentsConcurrently(benchmark::State& state) {
+  constexpr int kAgents = 100;
+  auto bed = std::make_unique<HostdTestbed>();
+  HostdTestbed::Options options;
+  options.token_rate_per_minute = 1000000;
+  options.challenge_rate_per_minute = 1000000;
+  if (!bed->Init(options).ok()) {
+    state.SkipWithError("testbed setup failed");
+    return;
+  }
+  // The agents' executables: copies of sleep(1), one file (and manifest) each.
+  namespace fs = std::filesystem;
+  const fs::path bin = bed->dir_ / "agents";
+  fs::create_directories(bin);
+  std::vector<fs::path> exes;
+  for (int i = 0; i < kAgents; ++i) {
+    exes.push_back(bin / ("agent-" + std::to_string(i)));
+    fs::copy_file("/bin/sleep", exes.back(), fs::copy_options::overwrite_existing);
+    HostdTestbed::WriteFile(bed->dir_ / "manifests" / ("agent-" + std::to_string(i) + ".toml"),
+                            "name = \"agent-" + std::to_string(i) + "\"\nexe = \"" + exes.back().string() +
+                                "\"\nuid = " + std::to_string(::getuid()) + "\nproof_mode = \"tpm\"\n");
+  }
+  bed->WriteManifest("tpm");
+  if (!bed->StartApproved().ok()) {
+    state.SkipWithError("hostd did not start");
+    return;
+  }
+  const std::string digest = HostdTestbed::Sha256File("/bin/sleep");
+  for (int i = 0; i < kAgents; ++i) {
+    attestation::store::Agent agent;
+    agent.name = "agent-" + std::to_string(i);
+    agent.id = "spiffe://example.org/agent/" + agent.name;
+    agent.host_group = testing::kTestbedGroup;
+    agent.allowed_scopes = {"crm.read"};
+    agent.allowed_audiences = {testing::kTestbedCrm};
+    agent.max_token_ttl_seconds = 300;
+    agent.expires_at = bed->clock_.NowUnixSeconds() + 86400;
+    agent.owners = {"alice"};
+    auto version = bed->core_->CreateAgent("alice", agent).ok()
+                       ? bed->core_->AddManifest("alice", agent.id, common::Json{{"exe_sha256", digest},
+                                                                                {"files", common::Json::object()}})
+                       : common::Result<int64_t>(common::InternalError("agent"));
+    if (!version.ok() || !bed->core_->ReviewManifest("bob", agent.id, *version, true, "bench").ok()) {
+      state.SkipWithError("agent registration failed");
+      return;
+    }
+  }
+  std::vector<pid_t> sleepers;
+  std::vector<ProcessInfo> callers;
+  const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  for (const fs::path& exe : exes) {
+    auto pid = simulators::testing::SpawnChild(exe.string(), {exe.string(), "120"}, {}, devnull);
+    if (!pid.ok()) break;
+    sleepers.push_back(*pid);
+  }
+  ::close(devnull);
+  for (std::size_t i = 0; i < sleepers.size(); ++i) {
+    // A caller reaches hostd only after its exec; wait for it here too.
+    const fs::path proc_exe = "/proc/" + std::to_string(sleepers[i]) + "/exe";
+    std::error_code ec;
+    for (int tries = 0; tries < 500 && fs::read_symlink(proc_exe, ec) != exes[i]; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    auto info = InspectProcess(sleepers[i], ::getuid(), ::getgid());
+    if (info.ok()) callers.push_back(*info);
+  }
+  if (callers.size() != static_cast<std::size_t>(kAgents)) {
+    for (pid_t pid : sleepers) simulators::testing::KillChild(pid);
+    state.SkipWithError("could not start the agent processes");
+    return;
+  }
+  int failures = 0;
+  std::string first_error;
+  for (auto _ : state) {
+    const uint64_t busy_before = bed->hostd_->tpm_stats().busy_ns;
+    std::atomic<int> failed{0};
+    std::mutex first_error_mu;
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (const ProcessInfo& caller : callers) {
+      threads.emplace_back([&, caller] {
+        while (!go.load()) std::this_thread::yield();
+        auto token = bed->hostd_->Token(caller, testing::kTestbedCrm, "crm.read");
+        if (!token.ok() && failed++ == 0) {
+          std::lock_guard<std::mutex> lock(first_error_mu);
+          first_error = token.status().ToString();
+        }
+      });
+    }
+    const auto start = std::chrono::steady_clock::now();
+    go = true;
+    for (auto& t : threads) t.join();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double busy = static_cast<double>(bed->hostd_->tpm_stats().busy_ns - busy_before) / 1e9;
+    state.SetIterationTime(wall);
+    failures += failed.load();
+    state.counters["wall_ms"] = wall * 1000;
+    state.counters["tpm_busy_ms"] = busy * 1000;
+    state.counters["tpm_utilization"] = wall > 0 ? busy / wall : 0;
+  }
+  for (pid_t pid : sleepers) simulators::testing::KillChild(pid);
+  if (failures > 0) {
+    state.SkipWithError((std::to_string(failures) + " agents got no token, e.g. " + first_error).c_str());
+  }
+}
+BENCHMARK(BM_HundredAgentsConcurrently)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 
 }  // namespace
 }  // namespace agentroot::host

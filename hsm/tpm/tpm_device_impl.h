@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -114,6 +115,17 @@ class TpmDevice::Impl {
     Impl* impl_;
   };
 
+  // Adds the time it lives to `*total_ns` (for TpmDeviceStats::busy_ns).
+  struct BusyTimer {
+    explicit BusyTimer(uint64_t* total_ns) : total_ns_(total_ns), start_(std::chrono::steady_clock::now()) {}
+    ~BusyTimer() {
+      *total_ns_ += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_).count());
+    }
+    uint64_t* total_ns_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
   static common::Result<std::unique_ptr<Impl>> Create(TpmDeviceOptions options);
   ~Impl();
 
@@ -123,6 +135,7 @@ class TpmDevice::Impl {
   template <typename T>
   common::Result<T> Run(const std::function<common::Result<T>(Op&)>& fn, bool retry = true) {
     std::lock_guard<std::mutex> lock(mu_);
+    BusyTimer busy(&stats_.busy_ns);
     common::Result<T> result = common::InternalError("not run");
     for (int attempt = 0; attempt < 2; ++attempt) {
       common::Status pre = BeforeOperation();

@@ -55,6 +55,7 @@
 #include "agentroot/common/status.h"
 #include "agentroot/host/agent_measurer.h"
 #include "agentroot/host/config.h"
+#include "agentroot/hsm/tpm/tpm_device.h"
 
 namespace agentroot::http {
 class HttpServer;
@@ -159,6 +160,8 @@ class Hostd {
   bool WaitForEnrollment(std::string_view state, std::chrono::milliseconds timeout);
 
   HostdStats stats() const;
+  // The TPM device's counters (busy time, loads): for benchmarks.
+  hsm::tpm::TpmDeviceStats tpm_stats() const;
   const HostdConfig& config() const { return options_.config; }
   std::string host_id() const;
 

@@ -76,6 +76,7 @@ struct TpmDeviceStats {
   uint64_t resets_seen = 0;     // TPM resets or reconnects noticed
   uint64_t retries = 0;         // commands retried after a stale handle etc.
   int max_loaded = 0;           // high-water mark of objects loaded at once
+  uint64_t busy_ns = 0;         // time spent running TPM operations (under the device mutex)
 };
 
 class TpmDevice {
