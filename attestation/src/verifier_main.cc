@@ -264,17 +264,13 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
                              std::pair{&s.tls_private_key, "server.tls_private_key"}}) {
     if (value->empty()) return agentroot::common::InvalidArgumentError(std::string(name) + " is required (config or flag)");
   }
-  std::size_t colon = s.listen.rfind(':');
-  if (colon == std::string::npos) return agentroot::common::InvalidArgumentError("listen must be ADDRESS:PORT");
-  std::string address = s.listen.substr(0, colon);
-  if (!address.empty() && address.front() == '[') address = address.substr(1, address.size() - 2);
-  int port = std::atoi(s.listen.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return agentroot::common::InvalidArgumentError("listen: bad port");
+  AR_ASSIGN_OR_RETURN(agentroot::http::TcpListenOptions tcp,
+                      agentroot::http::TlsListenerFromFiles(s.listen, "server.listen", s.tls_certificate,
+                                                            "server.tls_certificate", s.tls_private_key,
+                                                            "server.tls_private_key"));
 
   agentroot::http::BlockShutdownSignals(/*reload=*/true);
   AR_ASSIGN_OR_RETURN(std::string roots, ReadConfiguredFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
-  AR_ASSIGN_OR_RETURN(std::string cert, ReadConfiguredFile(s.tls_certificate, "server.tls_certificate"));
-  AR_ASSIGN_OR_RETURN(std::string key_pem, ReadConfiguredFile(s.tls_private_key, "server.tls_private_key"));
   std::string operator_ca;
   if (!s.operator_ca.empty()) {
     AR_ASSIGN_OR_RETURN(operator_ca, ReadConfiguredFile(s.operator_ca, "server.operator_ca"));
@@ -319,16 +315,11 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   std::shared_ptr<agentroot::attestation::VerifierCore> shared_core(std::move(core));
 
   agentroot::http::ServerOptions options;
-  agentroot::http::TcpListenOptions tcp;
-  tcp.address = address;
-  tcp.port = static_cast<uint16_t>(port);
-  tcp.tls.certificate_chain_pem = cert;
-  tcp.tls.private_key_pem = agentroot::common::SecretBytes(agentroot::common::AsBytes(key_pem));
-  agentroot::common::SecureWipe(key_pem.data(), key_pem.size());
   if (!operator_ca.empty()) {
     tcp.tls.client_auth = agentroot::http::ClientAuth::kOptional;
     tcp.tls.client_ca_pem = operator_ca;
   }
+  const std::string tcp_address = tcp.address;
   options.tcp = std::move(tcp);
   options.inline_handlers = s.inline_handlers;
   options.io_threads = s.threads;
@@ -337,7 +328,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   agentroot::attestation::VerifierService service(shared_core);
   AR_RETURN_IF_ERROR(service.Register(*server));
   AR_RETURN_IF_ERROR(server->Start());
-  LogJson("info", "listening", {{"address", address}, {"port", server->port()}, {"issuer", s.issuer},
+  LogJson("info", "listening", {{"address", tcp_address}, {"port", server->port()}, {"issuer", s.issuer},
                             {"store", shared_store->backend()}, {"issuer_key", s.key_backend},
                             {"kid", s.key_id}, {"published_key_ids", s.key_published_ids}});
   int sig = agentroot::http::WaitForShutdownSignal([&] { ReloadIssuerKeys(s, *shared_core); });

@@ -31,15 +31,11 @@ std::string Origin(const std::string& url) {
 }
 
 Status Run(const Settings& s) {
-  std::size_t colon = s.listen.rfind(':');
-  if (colon == std::string::npos) return agentroot::common::InvalidArgumentError("--listen must be ADDRESS:PORT");
-  std::string address = s.listen.substr(0, colon);
-  if (!address.empty() && address.front() == '[') address = address.substr(1, address.size() - 2);
-  int port = std::atoi(s.listen.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return agentroot::common::InvalidArgumentError("--listen: bad port");
+  AR_ASSIGN_OR_RETURN(agentroot::http::TcpListenOptions tcp,
+                      agentroot::http::TlsListenerFromFiles(s.listen, "--listen", s.tls_certificate, "--tls-certificate",
+                                                            s.tls_private_key, "--tls-private-key"));
+  const std::string address = tcp.address;
   agentroot::http::BlockShutdownSignals();
-  AR_ASSIGN_OR_RETURN(std::string cert, agentroot::common::ReadConfiguredFile(s.tls_certificate, "--tls-certificate"));
-  AR_ASSIGN_OR_RETURN(std::string key_pem, agentroot::common::ReadConfiguredFile(s.tls_private_key, "--tls-private-key"));
   AR_ASSIGN_OR_RETURN(std::string verifier_ca, agentroot::common::ReadConfiguredFile(s.verifier_ca, "--verifier-ca"));
 
   // The verifier's JWKS, fetched on demand (and again on an unknown kid).
@@ -59,12 +55,6 @@ Status Run(const Settings& s) {
       agentroot::common::Clock::System(), agentroot::attestation::JwksCache::Options{});
 
   agentroot::http::ServerOptions options;
-  agentroot::http::TcpListenOptions tcp;
-  tcp.address = address;
-  tcp.port = static_cast<uint16_t>(port);
-  tcp.tls.certificate_chain_pem = cert;
-  tcp.tls.private_key_pem = agentroot::common::SecretBytes(agentroot::common::AsBytes(key_pem));
-  agentroot::common::SecureWipe(key_pem.data(), key_pem.size());
   options.tcp = std::move(tcp);
   AR_ASSIGN_OR_RETURN(auto server, agentroot::http::HttpServer::Create(std::move(options)));
 
@@ -72,7 +62,10 @@ Status Run(const Settings& s) {
   demo_options.audience = s.audience;
   demo_options.issuer = s.issuer;
   demo_options.public_url =
-      s.public_url.empty() ? "https://" + s.listen.substr(0, colon) + ":" + std::to_string(server->port()) : s.public_url;
+      s.public_url.empty()
+          ? "https://" + (address.find(':') == std::string::npos ? address : "[" + address + "]") + ":" +
+                std::to_string(server->port())
+          : s.public_url;
   demo_options.jwks = jwks;
   demo_options.on_decision = [](const Json& decision) { agentroot::common::LogJson("info", "decision", decision); };
   AR_ASSIGN_OR_RETURN(auto demo, agentroot::simulators::ResourceDemo::Create(std::move(demo_options),

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "agentroot/http/http.h"
+#include "agentroot/http/server.h"
 
 namespace agentroot::http::internal {
 namespace {
@@ -140,3 +141,33 @@ TEST(HttpTypesTest, FormUrlEncodingRoundTrips) {
 
 }  // namespace
 }  // namespace agentroot::http::internal
+
+namespace agentroot::http {
+namespace {
+
+TEST(ParseListenAddressTest, TakesIpLiteralsAndPortsAndRefusesTheRest) {
+  auto v4 = ParseListenAddress("127.0.0.1:8443", "server.listen");
+  ASSERT_TRUE(v4.ok()) << v4.status().ToString();
+  EXPECT_EQ(v4->address, "127.0.0.1");
+  EXPECT_EQ(v4->port, 8443);
+  auto v6 = ParseListenAddress("[::1]:0", "server.listen");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->address, "::1");
+  EXPECT_EQ(v6->port, 0);
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:8443x", "127.0.0.1:65536", "127.0.0.1:-1",
+                          "localhost:8443", "::1:8443", "[127.0.0.1]:8443", ":8443", "[::1]:+1"}) {
+    auto r = ParseListenAddress(bad, "server.listen");
+    EXPECT_EQ(r.status().code(), common::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("server.listen"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(ParseListenAddressTest, TlsListenerFromFilesNamesTheMissingFile) {
+  auto r = TlsListenerFromFiles("127.0.0.1:0", "--listen", "/nonexistent/cert.pem", "--tls-certificate",
+                                "/nonexistent/key.pem", "--tls-private-key");
+  EXPECT_EQ(r.status().code(), common::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("--tls-certificate"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace agentroot::http

@@ -76,6 +76,22 @@ struct TcpListenOptions {
   TlsServerOptions tls;
 };
 
+// "ADDRESS:PORT" as the executables' `listen` settings take it:
+// "127.0.0.1:8443", "[::1]:8443", port 0 for an ephemeral one. The address
+// must be an IP literal. INVALID_ARGUMENT naming `what` otherwise (no silent
+// default on a typo: "8443x" is refused, not read as 8443 or 0).
+common::Result<TcpListenOptions> ParseListenAddress(std::string_view listen, std::string_view what);
+
+// `listen` plus the server certificate chain and private key read from PEM
+// files; the key's text is wiped once it is in `tls.private_key_pem`.
+// NOT_FOUND naming the setting (`certificate_what`, `key_what`) when a file
+// cannot be read.
+common::Result<TcpListenOptions> TlsListenerFromFiles(std::string_view listen, std::string_view listen_what,
+                                                      const std::string& certificate_file,
+                                                      std::string_view certificate_what,
+                                                      const std::string& private_key_file,
+                                                      std::string_view key_what);
+
 struct UnixListenOptions {
   std::string path;
   std::uint32_t mode = 0660;  // applied before listen(): no window with wider access
