@@ -845,11 +845,13 @@ Result<Hostd::Evidence> Hostd::MeasureAndQuote(AgentState& agent, const ProcessI
 void Hostd::DropAgentTokens(const std::string& agent_id) {
   std::lock_guard<std::mutex> lock(mu_);
   ++agent_generation_[agent_id];
+  attested_.erase(agent_id);
 }
 
 void Hostd::DropHostTokens() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [agent, generation] : agent_generation_) ++generation;
+  attested_.clear();
   for (const auto& [name, agent] : agents_) ++agent_generation_[agent->id];
 }
 
@@ -1035,6 +1037,11 @@ Result<TokenGrant> Hostd::Token(const ProcessInfo& caller, std::string_view audi
   }
   TrackSession(cached ? &cached->grant : nullptr, &*fresh);
   cached = CacheEntry::Cached{*fresh, now, fingerprint, gen, now};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t& until = attested_[agent->id][fingerprint];
+    until = std::max(until, fresh->expires_at);
+  }
   return fresh;
 }
 
@@ -1047,6 +1054,22 @@ Result<std::string> Hostd::Proof(const ProcessInfo& caller, std::string_view met
     return Problem(hostd_problem::kMeasurementRefused, "cannot measure the caller: " + std::string(m.status().message()));
   }
   std::shared_ptr<AgentState> agent = Agent(manifest);
+  {
+    // Only a measurement the verifier affirmed (for a token still live) gets
+    // proofs: a changed binary or file cannot ride on a token obtained before
+    // the change (THREATS.md #6).
+    std::lock_guard<std::mutex> lock(mu_);
+    auto per_agent = attested_.find(agent->id);
+    const int64_t now = clock_.NowUnixSeconds();
+    if (per_agent != attested_.end()) {
+      std::erase_if(per_agent->second, [now](const auto& entry) { return entry.second <= now; });
+    }
+    if (per_agent == attested_.end() || per_agent->second.count(m->Fingerprint()) == 0) {
+      return Problem(hostd_problem::kMeasurementRefused,
+                     "this process's measurement has not been attested for a live token: ask for a token first "
+                     "(POST /v1/token or /v1/headers)");
+    }
+  }
   std::shared_ptr<ProofSigner> signer;
   if (agent->mode == ProofMode::kSession) {
     AR_ASSIGN_OR_RETURN(signer, SessionSigner(agent->id, access_token));

@@ -197,9 +197,17 @@ TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
   EXPECT_TRUE(marked) << "shadow_agents.jsonl must say reported: true";
   EXPECT_EQ(hostd_->stats().shadow_agents_reported, 1u);
 
-  // A measured file changes: the next request is refused by the verifier,
-  // and the agent's cached tokens are dropped.
+  // A measured file changes: hostd signs no proof for the changed agent,
+  // even with the token it got before the change (THREATS.md #6: no window
+  // until the token expires) ...
+  const std::string before_change = Json::parse(Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}}).body)["access_token"];
   WriteFile(agent_config_, "mode: read-write\nexfiltrate: true\n");
+  auto no_proof = Post("/v1/proof", {{"method", "GET"}, {"url", std::string(kCrm) + "/v1/accounts"},
+                                     {"access_token", before_change}});
+  EXPECT_EQ(no_proof.status, 403) << no_proof.body;
+  EXPECT_EQ(TypeOf(no_proof), "urn:agentroot:problem:hostd:measurement_refused") << no_proof.body;
+  // ... and the next token request is refused by the verifier, and the
+  // agent's cached tokens are dropped.
   auto refused = Post("/v1/token", {{"audience", kCrm}, {"scope", "crm.read"}});
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(TypeOf(refused), "urn:agentroot:problem:hostd:measurement_refused") << refused.body;

@@ -234,6 +234,10 @@ class Hostd {
   std::map<std::string, std::shared_ptr<AgentState>> agents_;
   std::map<std::tuple<std::string, std::string, std::string>, std::shared_ptr<CacheEntry>> cache_;
   std::map<std::string, uint64_t> agent_generation_;
+  // Measurements the verifier affirmed, per agent: fingerprint -> the latest
+  // exp of a live token attested for it. Proofs are signed only for a caller
+  // whose current measurement is here (THREATS.md #6).
+  std::map<std::string, std::map<std::string, int64_t>> attested_;
   std::map<std::pair<int32_t, uint64_t>, bool> shadows_seen_;
   struct Session {
     std::string agent_id;
