@@ -660,26 +660,33 @@ class SqlStore final : public Store {
                              int64_t now) override {
     Bytes bound;
     const Status written = Write(nullptr, [&](SqlConnection& c) -> Status {
-      // The single conditional UPDATE is the whole guarantee: of any number
-      // of concurrent callers exactly one sees a row.
-      AR_ASSIGN_OR_RETURN(
-          SqlResult r,
-          c.Exec("UPDATE nonces SET consumed_at = $3 WHERE value = $1 AND purpose = $2 "
-                 "AND consumed_at IS NULL AND expires_at > $3 RETURNING bound_data",
-                 {value, purpose, now}));
-      if (r.rows.size() == 1) {
-        bound = r.rows[0].Blob(0);
-        return Status();
-      }
-      AR_ASSIGN_OR_RETURN(SqlResult s, c.Exec("SELECT consumed_at FROM nonces WHERE value = $1 "
-                                              "AND purpose = $2",
-                                              {value, purpose}));
-      if (s.rows.empty()) return common::NotFoundError("unknown nonce");
-      if (!s.rows[0].IsNull(0)) return common::FailedPreconditionError("nonce already used");
-      return common::FailedPreconditionError("nonce expired");
+      AR_ASSIGN_OR_RETURN(bound, ConsumeNonceIn(c, value, purpose, now));
+      return Status();
     });
     if (!written.ok()) return written;
     return bound;
+  }
+
+  Result<Bytes> ConsumeNonceAudited(std::string_view value, std::string_view purpose, int64_t now,
+                                    const AuditRecord& audit) override {
+    Bytes bound;
+    const Status written = Write(&audit, [&](SqlConnection& c) -> Status {
+      AR_ASSIGN_OR_RETURN(bound, ConsumeNonceIn(c, value, purpose, now));
+      return Status();
+    });
+    if (!written.ok()) return written;
+    return bound;
+  }
+
+  Result<Bytes> PeekNonce(std::string_view value, std::string_view purpose, int64_t now) override {
+    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
+    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec("SELECT bound_data, consumed_at, expires_at FROM nonces "
+                                                 "WHERE value = $1 AND purpose = $2",
+                                                 {value, purpose}));
+    if (r.rows.empty()) return common::NotFoundError("unknown nonce");
+    if (!r.rows[0].IsNull(1)) return common::FailedPreconditionError("nonce already used");
+    if (r.rows[0].Int(2) <= now) return common::FailedPreconditionError("nonce expired");
+    return r.rows[0].Blob(0);
   }
 
   Result<int64_t> PurgeExpiredNonces(int64_t now) override {
@@ -704,9 +711,18 @@ class SqlStore final : public Store {
     return IssueTokenLimited(token, audit, std::pair{window_start, max_in_window});
   }
 
-  // `limit`: (window_start, max_in_window) for the token's agent.
+  Result<IssueTokenResult> IssueTokenForProof(const TokenRecord& token, const AuditRecord& audit,
+                                              int64_t window_start, int64_t max_in_window,
+                                              const ProofJti& proof) override {
+    AR_RETURN_IF_ERROR(RequireNonEmpty(proof.jti, "proof jti"));
+    return IssueTokenLimited(token, audit, std::pair{window_start, max_in_window}, &proof);
+  }
+
+  // `limit`: (window_start, max_in_window) for the token's agent. `proof`
+  // (optional): recorded in the same transaction.
   Result<IssueTokenResult> IssueTokenLimited(const TokenRecord& token, const AuditRecord& audit,
-                                             std::optional<std::pair<int64_t, int64_t>> limit) {
+                                             std::optional<std::pair<int64_t, int64_t>> limit,
+                                             const ProofJti* proof = nullptr) {
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.jti, "jti"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.request_id, "request id"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.agent_id, "agent id"));
@@ -734,6 +750,7 @@ class SqlStore final : public Store {
       // Every token issue takes this lock, on every replica: the count
       // below sees all tokens committed before it and none can slip in.
       AR_RETURN_IF_ERROR(c.LockAuditChain());
+      if (proof != nullptr) AR_RETURN_IF_ERROR(RecordProofJtiIn(c, proof->jti, proof->expires_at));
       if (limit) {
         AR_ASSIGN_OR_RETURN(SqlResult counted,
                             c.Exec("SELECT COUNT(*) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
@@ -816,14 +833,13 @@ class SqlStore final : public Store {
 
   Status RecordProofJti(std::string_view jti, int64_t expires_at) override {
     AR_RETURN_IF_ERROR(RequireNonEmpty(jti, "proof jti"));
-    return Write(nullptr, [&](SqlConnection& c) -> Status {
-      AR_ASSIGN_OR_RETURN(SqlResult r,
-                          c.Exec("INSERT INTO proof_jtis (jti, expires_at) VALUES ($1, $2) "
-                                 "ON CONFLICT (jti) DO NOTHING",
-                                 {jti, expires_at}));
-      if (r.affected != 1) return common::AlreadyExistsError("DPoP proof jti already used");
-      return Status();
-    });
+    return Write(nullptr, [&](SqlConnection& c) -> Status { return RecordProofJtiIn(c, jti, expires_at); });
+  }
+
+  Result<bool> ProofJtiRecorded(std::string_view jti) override {
+    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
+    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec("SELECT 1 FROM proof_jtis WHERE jti = $1", {jti}));
+    return !r.rows.empty();
   }
 
   Result<int64_t> PurgeExpiredProofJtis(int64_t now) override {
@@ -837,6 +853,21 @@ class SqlStore final : public Store {
     AuditEntry entry;
     const Status written = Write(nullptr, [&](SqlConnection& c) -> Status {
       AR_RETURN_IF_ERROR(c.LockAuditChain());
+      AR_ASSIGN_OR_RETURN(entry, AppendLocked(c, record));
+      return Status();
+    });
+    if (!written.ok()) return written;
+    return entry;
+  }
+
+  Result<AuditEntry> AppendAuditSpendingProof(const AuditRecord& record, const ProofJti& proof) override {
+    AR_RETURN_IF_ERROR(ValidateAuditRecord(record));
+    AR_RETURN_IF_ERROR(RequireNonEmpty(proof.jti, "proof jti"));
+    AuditEntry entry;
+    const Status written = Write(nullptr, [&](SqlConnection& c) -> Status {
+      AR_RETURN_IF_ERROR(c.LockAuditChain());
+      const Status recorded = RecordProofJtiIn(c, proof.jti, proof.expires_at);
+      if (!recorded.ok() && recorded.code() != common::StatusCode::kAlreadyExists) return recorded;
       AR_ASSIGN_OR_RETURN(entry, AppendLocked(c, record));
       return Status();
     });
@@ -957,6 +988,36 @@ class SqlStore final : public Store {
     }();
     if (!status.ok()) c.Rollback().IgnoreError();
     return status;
+  }
+
+  // Inside a write transaction: consumes the nonce, returns its bound data.
+  static Result<Bytes> ConsumeNonceIn(SqlConnection& c, std::string_view value,
+                                      std::string_view purpose, int64_t now) {
+    // The single conditional UPDATE is the whole guarantee: of any number
+    // of concurrent callers exactly one sees a row.
+    AR_ASSIGN_OR_RETURN(
+        SqlResult r,
+        c.Exec("UPDATE nonces SET consumed_at = $3 WHERE value = $1 AND purpose = $2 "
+               "AND consumed_at IS NULL AND expires_at > $3 RETURNING bound_data",
+               {value, purpose, now}));
+    if (r.rows.size() == 1) return r.rows[0].Blob(0);
+    AR_ASSIGN_OR_RETURN(SqlResult s, c.Exec("SELECT consumed_at FROM nonces WHERE value = $1 "
+                                            "AND purpose = $2",
+                                            {value, purpose}));
+    if (s.rows.empty()) return common::NotFoundError("unknown nonce");
+    if (!s.rows[0].IsNull(0)) return common::FailedPreconditionError("nonce already used");
+    return common::FailedPreconditionError("nonce expired");
+  }
+
+  // Inside a write transaction: records a DPoP proof jti; ALREADY_EXISTS
+  // when it was recorded before.
+  static Status RecordProofJtiIn(SqlConnection& c, std::string_view jti, int64_t expires_at) {
+    AR_ASSIGN_OR_RETURN(SqlResult r,
+                        c.Exec("INSERT INTO proof_jtis (jti, expires_at) VALUES ($1, $2) "
+                               "ON CONFLICT (jti) DO NOTHING",
+                               {jti, expires_at}));
+    if (r.affected != 1) return common::AlreadyExistsError("DPoP proof jti already used");
+    return Status();
   }
 
   Result<AuditAnchor> HeadOf(SqlConnection& c) {
