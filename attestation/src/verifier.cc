@@ -1,6 +1,10 @@
 #include "agentroot/attestation/verifier.h"
 
 #include <algorithm>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
 
 #include "agentroot/attestation/make_credential.h"
 #include "agentroot/attestation/measurement.h"
@@ -83,6 +87,45 @@ class StoreReplayCache final : public ReplayCache {
   store::Store& store_;
   std::optional<store::ProofJti> pending_;
 };
+
+// Parsed TPM2B_PUBLIC areas by their exact bytes. Parsing (and the key's
+// RFC 7638 thumbprint) is a pure function of the bytes, and the same hosts'
+// AKs and agents' keys come back on every attest: together they cost about
+// as much as the quote verification. Bounded: cleared when full.
+struct ParsedTpmPublic {
+  explicit ParsedTpmPublic(TpmPublic k) : key(std::move(k)) {}
+  TpmPublic key;
+  mutable std::once_flag jkt_once;
+  mutable Result<std::string> jkt = common::InternalError("not computed");
+};
+
+Result<std::shared_ptr<const ParsedTpmPublic>> ParseTpmPublicCached(ByteView tpm2b_public) {
+  constexpr std::size_t kMaxEntries = 4096;
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const ParsedTpmPublic>> cache;  // guarded by mu
+  std::string bytes = common::ToString(tpm2b_public);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+  }
+  AR_ASSIGN_OR_RETURN(TpmPublic key, TpmPublic::Parse(tpm2b_public));
+  auto entry = std::make_shared<const ParsedTpmPublic>(std::move(key));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= kMaxEntries) cache.clear();
+  cache.emplace(std::move(bytes), entry);
+  return entry;
+}
+
+Result<std::string> ThumbprintOf(const ParsedTpmPublic& parsed) {
+  std::call_once(parsed.jkt_once, [&parsed] {
+    parsed.jkt = [&parsed]() -> Result<std::string> {
+      AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, parsed.key.ToOpenSslKey());
+      AR_ASSIGN_OR_RETURN(common::Jwk jwk, common::Jwk::FromPublicKey(pkey.get()));
+      return jwk.Thumbprint();
+    }();
+  });
+  return parsed.jkt;
+}
 
 Result<ManifestDigests> DigestsOf(const Json& content) {
   ManifestDigests out;
@@ -447,11 +490,12 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   if (host->status != store::HostStatus::kApproved) {
     return fail(StatusCode::kPermissionDenied, problem::kHostNotApproved, "host is not approved");
   }
-  auto key = TpmPublic::Parse(r.agent_key_public);
-  if (!key.ok()) return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, key.status().message());
-  AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, key->ToOpenSslKey());
-  AR_ASSIGN_OR_RETURN(common::Jwk jwk, common::Jwk::FromPublicKey(pkey.get()));
-  const std::string jkt = jwk.Thumbprint();
+  auto parsed_key = ParseTpmPublicCached(r.agent_key_public);
+  if (!parsed_key.ok()) {
+    return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, parsed_key.status().message());
+  }
+  const TpmPublic* key = &(*parsed_key)->key;
+  AR_ASSIGN_OR_RETURN(const std::string jkt, ThumbprintOf(**parsed_key));
   auto registered = store_->GetAgentKey(jkt);
   if (!registered.ok() || registered->agent_id != r.agent_id || registered->host_id != r.host_id) {
     return fail(StatusCode::kPermissionDenied, problem::kKeyNotCertified, "agent key not certified for this agent and host");
@@ -464,10 +508,10 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   }
   PcrValues pcrs;
   for (const auto& [index, value] : r.pcr_values) pcrs[{tpm_alg::kSha256, index}] = value;
-  auto ak = TpmPublic::Parse(host->ak_public);
+  auto ak = ParseTpmPublicCached(host->ak_public);
   if (!ak.ok()) return common::InternalError("stored AK unreadable");
   Bytes expected = QualifyingData(common::AsBytes(r.nonce), key->name(), EventDigest(event));
-  auto quote = VerifyQuote(*ak, r.quote_attest, r.quote_signature, expected, pcrs);
+  auto quote = VerifyQuote((*ak)->key, r.quote_attest, r.quote_signature, expected, pcrs);
   if (!quote.ok()) return fail(quote.status().code(), problem::kEvidenceInvalid, quote.status().message());
 
   // The quote is genuine and fresh; from here on the verdict goes into the EAR.
