@@ -743,21 +743,17 @@ class SqlStore final : public Store {
     AR_RETURN_IF_ERROR(ValidateAuditRecord(record));
 
     IssueTokenResult result;
-    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
-    SqlConnection& c = *lease;
-    const auto writer = LockLocalWriter(c);
-    AR_RETURN_IF_ERROR(c.BeginWrite());
-    Status status = [&]() -> Status {
-      // Every token issue takes this lock, on every replica: the count
-      // below sees all tokens committed before it and none can slip in.
-      AR_RETURN_IF_ERROR(c.LockAuditChain());
+    // Every token issue takes the audit chain lock, on every replica: the
+    // count below sees all tokens committed before it and none can slip in.
+    const Status status = Transact(/*lock_audit=*/true, [&](SqlConnection& c, bool& discard) -> Status {
+      result = IssueTokenResult();
       if (proof != nullptr) AR_RETURN_IF_ERROR(RecordProofJtiIn(c, proof->jti, proof->expires_at));
       if (limit) {
         AR_ASSIGN_OR_RETURN(SqlResult counted,
                             c.Exec("SELECT COUNT(*) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
                                    {token.agent_id, limit->first}));
         if (!counted.rows.empty() && counted.rows[0].Int(0) >= limit->second) {
-          return common::ResourceExhaustedError("the agent reached its token rate limit");  // rolled back below
+          return common::ResourceExhaustedError("the agent reached its token rate limit");  // rolled back
         }
       }
       AR_ASSIGN_OR_RETURN(SqlResult inserted,
@@ -774,18 +770,16 @@ class SqlStore final : public Store {
         if (first.rows.empty()) return common::InternalError("token request conflict vanished");
         result.jti = first.rows[0].Text(0);
         result.created = false;
-        return c.Rollback();
+        discard = true;  // nothing of this request is kept
+        return Status();
       }
       AR_ASSIGN_OR_RETURN(AuditEntry entry, AppendLocked(c, record));
       result.jti = token.jti;
       result.created = true;
       result.audit_seq = entry.seq;
-      return c.Commit();
-    }();
-    if (!status.ok()) {
-      c.Rollback().IgnoreError();
-      return status;
-    }
+      return Status();
+    });
+    if (!status.ok()) return status;
     return result;
   }
 
@@ -972,35 +966,112 @@ class SqlStore final : public Store {
     cv_.notify_one();
   }
 
-  // SQLite has one writer per file. Its busy handler makes a writer that
-  // finds the lock taken sleep and poll (1, 2, 5, 10 ms ...), so this
-  // process's writers queue on a mutex instead, held from BEGIN IMMEDIATE to
-  // COMMIT/ROLLBACK, and each starts the moment the previous one commits.
-  // Other processes on the file still meet the busy handler. PostgreSQL: no
-  // lock (its row and advisory locks queue writers, and it group-commits).
-  std::unique_lock<std::mutex> LockLocalWriter(SqlConnection& c) {
-    if (c.dialect() != Dialect::kSqlite) return {};
-    return std::unique_lock<std::mutex>(local_writer_);
-  }
+  // The body of a write transaction: OK commits its changes; an error rolls
+  // them back and is returned; `discard` set with OK rolls them back and
+  // returns OK (a request answered before).
+  using TxnBody = std::function<Status(SqlConnection&, bool& discard)>;
 
-  // Runs `fn` in a write transaction; appends `audit` (when not null) in the
-  // same transaction, after taking the audit chain lock first (lock order:
-  // audit chain, then rows — so audit writers never deadlock).
-  template <typename Fn>
-  Status Write(const AuditRecord* audit, Fn&& fn) {
-    if (audit != nullptr) AR_RETURN_IF_ERROR(ValidateAuditRecord(*audit));
+  // Runs `body` in a write transaction, after the audit chain lock when
+  // `lock_audit` (lock order: audit chain, then rows — so audit writers
+  // never deadlock). Returns once the transaction is durable (or failed).
+  Status Transact(bool lock_audit, const TxnBody& body) {
+    if (backend_ == "sqlite") return GroupCommit(body);
     AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
     SqlConnection& c = *lease;
-    const auto writer = LockLocalWriter(c);
     AR_RETURN_IF_ERROR(c.BeginWrite());
+    bool discard = false;
     Status status = [&]() -> Status {
-      if (audit != nullptr) AR_RETURN_IF_ERROR(c.LockAuditChain());
-      AR_RETURN_IF_ERROR(fn(c));
-      if (audit != nullptr) AR_RETURN_IF_ERROR(AppendLocked(c, *audit).status());
-      return c.Commit();
+      if (lock_audit) AR_RETURN_IF_ERROR(c.LockAuditChain());
+      AR_RETURN_IF_ERROR(body(c, discard));
+      return discard ? c.Rollback() : c.Commit();
     }();
     if (!status.ok()) c.Rollback().IgnoreError();
     return status;
+  }
+
+  // SQLite group commit. SQLite has one writer per file and each COMMIT is a
+  // WAL fsync; its busy handler makes a writer that finds the file locked
+  // sleep and poll (1, 2, 5, 10 ms ...). So this process's write
+  // transactions queue here instead: one thread (the leader) takes every
+  // body queued so far, runs them in one BEGIN IMMEDIATE transaction, each
+  // inside its own SAVEPOINT (a failing body rolls back only itself), and
+  // commits once; bodies queued meanwhile form the next batch. Every caller
+  // returns only after the COMMIT that holds its changes (or with its
+  // error). The audit chain needs no lock: the batch is the only writer and
+  // each body reads the head its predecessors left. Other processes on the
+  // file still meet the busy handler (busy_timeout).
+  struct QueuedWrite {
+    const TxnBody* body;
+    Status result;
+    bool done = false;
+  };
+
+  Status GroupCommit(const TxnBody& body) {
+    QueuedWrite me{&body, Status()};
+    std::unique_lock<std::mutex> lock(commit_mu_);
+    commit_queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        commit_cv_.wait(lock);
+        continue;
+      }
+      committing_ = true;
+      std::vector<QueuedWrite*> batch;
+      batch.swap(commit_queue_);
+      lock.unlock();
+      RunBatch(batch);
+      lock.lock();
+      for (QueuedWrite* w : batch) w->done = true;
+      committing_ = false;
+      commit_cv_.notify_all();
+    }
+    return me.result;
+  }
+
+  void RunBatch(const std::vector<QueuedWrite*>& batch) {
+    auto fail_all = [&](const Status& status) {
+      for (QueuedWrite* w : batch) w->result = status;
+    };
+    Result<Lease> lease = Acquire();
+    if (!lease.ok()) return fail_all(lease.status());
+    SqlConnection& c = **lease;
+    if (Status begun = c.BeginWrite(); !begun.ok()) return fail_all(begun);
+    for (QueuedWrite* w : batch) {
+      if (Status s = c.ExecScript("SAVEPOINT w"); !s.ok()) {
+        c.Rollback().IgnoreError();
+        return fail_all(s);
+      }
+      bool discard = false;
+      try {
+        w->result = (*w->body)(c, discard);
+      } catch (const std::exception& e) {
+        w->result = common::InternalError(std::string("write transaction threw: ") + e.what());
+      }
+      const Status ended = w->result.ok() && !discard ? c.ExecScript("RELEASE w")
+                                                      : c.ExecScript("ROLLBACK TO w; RELEASE w");
+      if (!ended.ok()) {  // the transaction is gone (SQLite rolled it back)
+        c.Rollback().IgnoreError();
+        return fail_all(ended);
+      }
+    }
+    if (Status committed = c.Commit(); !committed.ok()) {
+      c.Rollback().IgnoreError();
+      for (QueuedWrite* w : batch) {
+        if (w->result.ok()) w->result = committed;
+      }
+    }
+  }
+
+  // Runs `fn` in a write transaction; appends `audit` (when not null) in the
+  // same transaction, after taking the audit chain lock first.
+  template <typename Fn>
+  Status Write(const AuditRecord* audit, Fn&& fn) {
+    if (audit != nullptr) AR_RETURN_IF_ERROR(ValidateAuditRecord(*audit));
+    return Transact(audit != nullptr, [&](SqlConnection& c, bool&) -> Status {
+      AR_RETURN_IF_ERROR(fn(c));
+      if (audit != nullptr) AR_RETURN_IF_ERROR(AppendLocked(c, *audit).status());
+      return Status();
+    });
   }
 
   // Inside a write transaction: consumes the nonce, returns its bound data.
@@ -1184,7 +1255,10 @@ class SqlStore final : public Store {
   const Factory factory_;
   const common::Clock& clock_;
 
-  std::mutex local_writer_;  // SQLite: held by this process's write transaction
+  std::mutex commit_mu_;  // SQLite group commit
+  std::condition_variable commit_cv_;
+  std::vector<QueuedWrite*> commit_queue_;  // guarded by commit_mu_
+  bool committing_ = false;                 // guarded by commit_mu_: a leader runs a batch
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<SqlConnection>> idle_;  // guarded by mu_

@@ -1018,6 +1018,43 @@ TEST_P(StoreConformanceTest, ProofJtiReplayCache) {
   EXPECT_EQ(accepted.load(), 10);
 }
 
+TEST_P(StoreConformanceTest, ConcurrentWritersOfOneStoreFailAndSucceedIndependently) {
+  // On SQLite these writes share commits (group commit): a refused write in
+  // a batch must leave the others, and the audit chain, intact.
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 15;
+  std::atomic<int> proofs{0}, audits{0};
+  std::barrier sync(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        sync.arrive_and_wait();
+        // Every thread tries the same jti with its refusal record: one wins.
+        if (store_->RecordProofJti("dup-" + std::to_string(i), 1000).ok()) ++proofs;
+        if (t % 2 == 0) {
+          if (store_->AppendAudit(Audit("test.append", "t" + std::to_string(t))).ok()) ++audits;
+        } else {
+          AuditRecord leaky = Audit("test.append", "t");
+          leaky.details["token"] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+          EXPECT_FALSE(store_->AppendAudit(leaky).ok());
+          if (store_->AppendAuditSpendingProof(Audit("test.spend", "t"), ProofJti{"dup-" + std::to_string(i), 1000})
+                  .ok()) {
+            ++audits;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(proofs.load(), kRounds);
+  EXPECT_EQ(audits.load(), kThreads * kRounds);
+  EXPECT_EQ(store_->AuditHead()->seq, kThreads * kRounds);
+  auto exported = store_->ExportAudit(0, std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(exported.ok());
+  EXPECT_TRUE(VerifyAuditChain(exported->jsonl).status.ok());
+}
+
 // ---- audit --------------------------------------------------------------------------------------
 
 TEST_P(StoreConformanceTest, AuditChainExportsAndVerifies) {
