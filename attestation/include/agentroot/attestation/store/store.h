@@ -29,7 +29,10 @@
 // Clock given to Open; expiry times come from the caller.
 //
 // Thread safety: every method may be called concurrently from any thread; a
-// small pool gives each call its own connection. The Clock must outlive the
+// small pool gives each call its own connection. On SQLite, concurrent
+// write calls on one Store share a transaction and its fsync (group commit,
+// each in its own savepoint); each returns only after the commit holding
+// its changes, with its own error if it failed. The Clock must outlive the
 // Store.
 #ifndef AGENTROOT_ATTESTATION_STORE_STORE_H_
 #define AGENTROOT_ATTESTATION_STORE_STORE_H_
