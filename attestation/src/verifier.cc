@@ -1,6 +1,10 @@
 #include "agentroot/attestation/verifier.h"
 
 #include <algorithm>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
 
 #include "agentroot/attestation/make_credential.h"
 #include "agentroot/attestation/measurement.h"
@@ -31,17 +35,85 @@ using internal::Audit;
 using internal::Problem;
 
 // A ReplayCache over the store: proof jtis are shared by every replica and
-// survive restarts (THREATS.md #8).
+// survive restarts (THREATS.md #8). The check is a read; the jti is recorded
+// in the same transaction as what the proof is spent on (the token and its
+// audit record, or a refusal's audit record), so a token request makes one
+// durable commit, not two. A path that spends the proof on nothing else
+// still records it when the cache goes out of scope.
 class StoreReplayCache final : public ReplayCache {
  public:
   explicit StoreReplayCache(store::Store& store) : store_(store) {}
+  StoreReplayCache(const StoreReplayCache&) = delete;
+  StoreReplayCache& operator=(const StoreReplayCache&) = delete;
+  ~StoreReplayCache() override {
+    if (pending_) store_.RecordProofJti(pending_->jti, pending_->expires_at).IgnoreError();
+  }
+
   Status CheckAndRecord(std::string_view id, int64_t expires_at) override {
-    return store_.RecordProofJti(id, expires_at);
+    AR_ASSIGN_OR_RETURN(bool recorded, store_.ProofJtiRecorded(id));
+    if (recorded) return common::AlreadyExistsError("replay: identifier already used");
+    pending_ = store::ProofJti{std::string(id), expires_at};
+    return Status();
+  }
+
+  // The checked, not yet recorded proof (null when none).
+  const store::ProofJti* pending() const { return pending_ ? &*pending_ : nullptr; }
+  // The caller's transaction recorded it.
+  void Spent() { pending_.reset(); }
+
+  // Appends a refusal's audit record, recording the pending proof with it.
+  // Best effort, like VerifierCore::AuditBestEffort.
+  void AuditRefusal(const AuditRecord& record) {
+    if (pending_) {
+      if (store_.AppendAuditSpendingProof(record, *pending_).ok()) pending_.reset();
+      return;  // otherwise the destructor records the proof
+    }
+    store_.AppendAudit(record).status().IgnoreError();
   }
 
  private:
   store::Store& store_;
+  std::optional<store::ProofJti> pending_;
 };
+
+// Parsed TPM2B_PUBLIC areas by their exact bytes. Parsing (and the key's
+// RFC 7638 thumbprint) is a pure function of the bytes, and the same hosts'
+// AKs and agents' keys come back on every attest: together they cost about
+// as much as the quote verification. Bounded: cleared when full.
+struct ParsedTpmPublic {
+  explicit ParsedTpmPublic(TpmPublic k) : key(std::move(k)) {}
+  TpmPublic key;
+  mutable std::once_flag jkt_once;
+  mutable Result<std::string> jkt = common::InternalError("not computed");
+};
+
+Result<std::shared_ptr<const ParsedTpmPublic>> ParseTpmPublicCached(ByteView tpm2b_public) {
+  constexpr std::size_t kMaxEntries = 4096;
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const ParsedTpmPublic>> cache;  // guarded by mu
+  std::string bytes = common::ToString(tpm2b_public);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+  }
+  AR_ASSIGN_OR_RETURN(TpmPublic key, TpmPublic::Parse(tpm2b_public));
+  auto entry = std::make_shared<const ParsedTpmPublic>(std::move(key));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= kMaxEntries) cache.clear();
+  cache.emplace(std::move(bytes), entry);
+  return entry;
+}
+
+Result<std::string> ThumbprintOf(const ParsedTpmPublic& parsed) {
+  std::call_once(parsed.jkt_once, [&parsed] {
+    parsed.jkt = [&parsed]() -> Result<std::string> {
+      AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, parsed.key.ToOpenSslKey());
+      AR_ASSIGN_OR_RETURN(common::Jwk jwk, common::Jwk::FromPublicKey(pkey.get()));
+      return jwk.Thumbprint();
+    }();
+  });
+  return parsed.jkt;
+}
 
 Result<ManifestDigests> DigestsOf(const Json& content) {
   ManifestDigests out;
@@ -385,25 +457,33 @@ Result<store::AgentKey> VerifierCore::RegisterAgentKey(std::string_view host_id,
 
 Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   const int64_t now = clock_.NowUnixSeconds();
+  // The nonce is checked here (a read) and consumed at the end in the same
+  // transaction as the verdict's audit record: one durable commit. A refusal
+  // after the check consumes it with the refusal's record.
+  bool nonce_checked = false;
   auto fail = [&](StatusCode code, std::string_view type, const std::string& detail) -> Status {
-    AuditBestEffort(Audit(r.host_id.empty() ? "unknown" : r.host_id, "attest", r.agent_id.empty() ? "unknown" : r.agent_id,
-                          AuditDecision::kDeny, {std::string(type)}, {{"detail", detail}}));
+    AuditRecord record = Audit(r.host_id.empty() ? "unknown" : r.host_id, "attest",
+                               r.agent_id.empty() ? "unknown" : r.agent_id, AuditDecision::kDeny,
+                               {std::string(type)}, {{"detail", detail}});
+    if (!nonce_checked || !store_->ConsumeNonceAudited(r.nonce, "attest", now, record).ok()) AuditBestEffort(record);
     return Problem(code, type, detail);
   };
-  auto bound = store_->ConsumeNonce(r.nonce, "attest", now);
+  auto bound = store_->PeekNonce(r.nonce, "attest", now);
   if (!bound.ok() || common::ToString(*bound) != r.host_id) {
     return fail(StatusCode::kUnauthenticated, problem::kNonceInvalid, "unknown, expired, used or foreign nonce");
   }
+  nonce_checked = true;
   auto host = store_->GetHost(r.host_id);
   if (!host.ok()) return fail(StatusCode::kNotFound, problem::kHostUnknown, "no such host");
   if (host->status != store::HostStatus::kApproved) {
     return fail(StatusCode::kPermissionDenied, problem::kHostNotApproved, "host is not approved");
   }
-  auto key = TpmPublic::Parse(r.agent_key_public);
-  if (!key.ok()) return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, key.status().message());
-  AR_ASSIGN_OR_RETURN(common::EvpPkeyPtr pkey, key->ToOpenSslKey());
-  AR_ASSIGN_OR_RETURN(common::Jwk jwk, common::Jwk::FromPublicKey(pkey.get()));
-  const std::string jkt = jwk.Thumbprint();
+  auto parsed_key = ParseTpmPublicCached(r.agent_key_public);
+  if (!parsed_key.ok()) {
+    return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, parsed_key.status().message());
+  }
+  const TpmPublic* key = &(*parsed_key)->key;
+  AR_ASSIGN_OR_RETURN(const std::string jkt, ThumbprintOf(**parsed_key));
   auto registered = store_->GetAgentKey(jkt);
   if (!registered.ok() || registered->agent_id != r.agent_id || registered->host_id != r.host_id) {
     return fail(StatusCode::kPermissionDenied, problem::kKeyNotCertified, "agent key not certified for this agent and host");
@@ -416,10 +496,10 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   }
   PcrValues pcrs;
   for (const auto& [index, value] : r.pcr_values) pcrs[{tpm_alg::kSha256, index}] = value;
-  auto ak = TpmPublic::Parse(host->ak_public);
+  auto ak = ParseTpmPublicCached(host->ak_public);
   if (!ak.ok()) return common::InternalError("stored AK unreadable");
   Bytes expected = QualifyingData(common::AsBytes(r.nonce), key->name(), EventDigest(event));
-  auto quote = VerifyQuote(*ak, r.quote_attest, r.quote_signature, expected, pcrs);
+  auto quote = VerifyQuote((*ak)->key, r.quote_attest, r.quote_signature, expected, pcrs);
   if (!quote.ok()) return fail(quote.status().code(), problem::kEvidenceInvalid, quote.status().message());
 
   // The quote is genuine and fresh; from here on the verdict goes into the EAR.
@@ -471,13 +551,22 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   out.result.jkt = jkt;
   out.result.status = DeriveStatus(tv);
   AR_ASSIGN_OR_RETURN(out.ear, SignEar(out.result, *issuer_keys()->signer));
-  AuditBestEffort(Audit(r.host_id, "attest", r.agent_id,
-                        out.result.status == EarStatus::kAffirming ? AuditDecision::kAllow : AuditDecision::kDeny,
-                        out.reasons,
-                        {{"ear_status", std::string(EarStatusName(out.result.status))},
-                         {"jkt", jkt},
-                         {"reset_count", quote->attest.clock_info.reset_count},
-                         {"restart_count", quote->attest.clock_info.restart_count}}));
+  // The EAR is handed out only once the nonce's consumption and the verdict's
+  // audit record are durable (one transaction).
+  nonce_checked = false;
+  auto consumed = store_->ConsumeNonceAudited(
+      r.nonce, "attest", now,
+      Audit(r.host_id, "attest", r.agent_id,
+            out.result.status == EarStatus::kAffirming ? AuditDecision::kAllow : AuditDecision::kDeny, out.reasons,
+            {{"ear_status", std::string(EarStatusName(out.result.status))},
+             {"jkt", jkt},
+             {"reset_count", quote->attest.clock_info.reset_count},
+             {"restart_count", quote->attest.clock_info.restart_count}}));
+  if (consumed.status().code() == StatusCode::kNotFound ||
+      consumed.status().code() == StatusCode::kFailedPrecondition) {
+    return fail(StatusCode::kUnauthenticated, problem::kNonceInvalid, "unknown, expired, used or foreign nonce");
+  }
+  AR_RETURN_IF_ERROR(consumed.status());
   return out;
 }
 
@@ -526,7 +615,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   }
   auto ear = VerifyEar(request.subject_token, issuer->keys, config_.issuer, clock_);
   if (!ear.ok()) {
-    AuditBestEffort(Audit(proof->jkt, "token.issue", "unknown", AuditDecision::kDeny, {"invalid_attestation_result"},
+    replay.AuditRefusal(Audit(proof->jkt, "token.issue", "unknown", AuditDecision::kDeny, {"invalid_attestation_result"},
                           {{"detail", ear.status().message()}}));
     return OAuthError(StatusCode::kUnauthenticated, oauth_error::kInvalidGrant,
                       "the attestation result is not valid: " + ear.status().message());
@@ -571,7 +660,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   AR_ASSIGN_OR_RETURN(int64_t retry_after, TokenRetryAfter(ear->agent_id, now));
   Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now, retry_after > 0);
   if (!decision.allow) {
-    AuditBestEffort(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny, decision.reasons,
+    replay.AuditRefusal(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny, decision.reasons,
                           {{"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", request.scope},
                            {"audience", request.audience}}));
     std::string_view error = oauth_error::kInvalidGrant;
@@ -616,9 +705,24 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   // Durable before it is handed out (THREATS.md #14). The rate limit is
   // checked again in the same transaction: replicas racing past the count
   // above still cannot exceed it together.
-  auto stored = store_->IssueTokenWithinRate(record, audit, now - kRateWindowSeconds, config_.token_rate_per_minute);
+  // The proof jti is recorded in the same transaction (one commit).
+  Result<store::IssueTokenResult> stored =
+      replay.pending() == nullptr
+          ? Result<store::IssueTokenResult>(common::InternalError("DPoP proof not checked against the replay cache"))
+          : store_->IssueTokenForProof(record, audit, now - kRateWindowSeconds,
+                                                 config_.token_rate_per_minute, *replay.pending());
+  if (stored.ok()) replay.Spent();
+  if (stored.status().code() == StatusCode::kAlreadyExists) {
+    // A replay of this proof won the race since the check above.
+    AuditBestEffort(Audit(proof->jkt, "token.issue", "unknown", AuditDecision::kDeny,
+                          {std::string(oauth_error::kInvalidDpopProof)},
+                          {{"detail", "proof replayed (jti already used)"}}));
+    replay.Spent();  // recorded by the winner
+    return OAuthError(StatusCode::kUnauthenticated, oauth_error::kInvalidDpopProof,
+                      "proof replayed (jti already used)");
+  }
   if (stored.status().code() == StatusCode::kResourceExhausted) {
-    AuditBestEffort(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny,
+    replay.AuditRefusal(Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kDeny,
                           {std::string(reason::kRateLimited)}, {{"host", ear->host_id}, {"jkt", proof->jkt}}));
     auto again = TokenRetryAfter(ear->agent_id, now);
     return RateLimitedError(oauth_error::kInvalidGrant, reason::kRateLimited, again.ok() ? *again : kRateWindowSeconds);

@@ -660,26 +660,33 @@ class SqlStore final : public Store {
                              int64_t now) override {
     Bytes bound;
     const Status written = Write(nullptr, [&](SqlConnection& c) -> Status {
-      // The single conditional UPDATE is the whole guarantee: of any number
-      // of concurrent callers exactly one sees a row.
-      AR_ASSIGN_OR_RETURN(
-          SqlResult r,
-          c.Exec("UPDATE nonces SET consumed_at = $3 WHERE value = $1 AND purpose = $2 "
-                 "AND consumed_at IS NULL AND expires_at > $3 RETURNING bound_data",
-                 {value, purpose, now}));
-      if (r.rows.size() == 1) {
-        bound = r.rows[0].Blob(0);
-        return Status();
-      }
-      AR_ASSIGN_OR_RETURN(SqlResult s, c.Exec("SELECT consumed_at FROM nonces WHERE value = $1 "
-                                              "AND purpose = $2",
-                                              {value, purpose}));
-      if (s.rows.empty()) return common::NotFoundError("unknown nonce");
-      if (!s.rows[0].IsNull(0)) return common::FailedPreconditionError("nonce already used");
-      return common::FailedPreconditionError("nonce expired");
+      AR_ASSIGN_OR_RETURN(bound, ConsumeNonceIn(c, value, purpose, now));
+      return Status();
     });
     if (!written.ok()) return written;
     return bound;
+  }
+
+  Result<Bytes> ConsumeNonceAudited(std::string_view value, std::string_view purpose, int64_t now,
+                                    const AuditRecord& audit) override {
+    Bytes bound;
+    const Status written = Write(&audit, [&](SqlConnection& c) -> Status {
+      AR_ASSIGN_OR_RETURN(bound, ConsumeNonceIn(c, value, purpose, now));
+      return Status();
+    });
+    if (!written.ok()) return written;
+    return bound;
+  }
+
+  Result<Bytes> PeekNonce(std::string_view value, std::string_view purpose, int64_t now) override {
+    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
+    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec("SELECT bound_data, consumed_at, expires_at FROM nonces "
+                                                 "WHERE value = $1 AND purpose = $2",
+                                                 {value, purpose}));
+    if (r.rows.empty()) return common::NotFoundError("unknown nonce");
+    if (!r.rows[0].IsNull(1)) return common::FailedPreconditionError("nonce already used");
+    if (r.rows[0].Int(2) <= now) return common::FailedPreconditionError("nonce expired");
+    return r.rows[0].Blob(0);
   }
 
   Result<int64_t> PurgeExpiredNonces(int64_t now) override {
@@ -704,9 +711,18 @@ class SqlStore final : public Store {
     return IssueTokenLimited(token, audit, std::pair{window_start, max_in_window});
   }
 
-  // `limit`: (window_start, max_in_window) for the token's agent.
+  Result<IssueTokenResult> IssueTokenForProof(const TokenRecord& token, const AuditRecord& audit,
+                                              int64_t window_start, int64_t max_in_window,
+                                              const ProofJti& proof) override {
+    AR_RETURN_IF_ERROR(RequireNonEmpty(proof.jti, "proof jti"));
+    return IssueTokenLimited(token, audit, std::pair{window_start, max_in_window}, &proof);
+  }
+
+  // `limit`: (window_start, max_in_window) for the token's agent. `proof`
+  // (optional): recorded in the same transaction.
   Result<IssueTokenResult> IssueTokenLimited(const TokenRecord& token, const AuditRecord& audit,
-                                             std::optional<std::pair<int64_t, int64_t>> limit) {
+                                             std::optional<std::pair<int64_t, int64_t>> limit,
+                                             const ProofJti* proof = nullptr) {
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.jti, "jti"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.request_id, "request id"));
     AR_RETURN_IF_ERROR(RequireNonEmpty(token.agent_id, "agent id"));
@@ -727,19 +743,17 @@ class SqlStore final : public Store {
     AR_RETURN_IF_ERROR(ValidateAuditRecord(record));
 
     IssueTokenResult result;
-    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
-    SqlConnection& c = *lease;
-    AR_RETURN_IF_ERROR(c.BeginWrite());
-    Status status = [&]() -> Status {
-      // Every token issue takes this lock, on every replica: the count
-      // below sees all tokens committed before it and none can slip in.
-      AR_RETURN_IF_ERROR(c.LockAuditChain());
+    // Every token issue takes the audit chain lock, on every replica: the
+    // count below sees all tokens committed before it and none can slip in.
+    const Status status = Transact(/*lock_audit=*/true, [&](SqlConnection& c, bool& discard) -> Status {
+      result = IssueTokenResult();
+      if (proof != nullptr) AR_RETURN_IF_ERROR(RecordProofJtiIn(c, proof->jti, proof->expires_at));
       if (limit) {
         AR_ASSIGN_OR_RETURN(SqlResult counted,
                             c.Exec("SELECT COUNT(*) FROM issued_tokens WHERE agent_id = $1 AND issued_at > $2",
                                    {token.agent_id, limit->first}));
         if (!counted.rows.empty() && counted.rows[0].Int(0) >= limit->second) {
-          return common::ResourceExhaustedError("the agent reached its token rate limit");  // rolled back below
+          return common::ResourceExhaustedError("the agent reached its token rate limit");  // rolled back
         }
       }
       AR_ASSIGN_OR_RETURN(SqlResult inserted,
@@ -756,18 +770,16 @@ class SqlStore final : public Store {
         if (first.rows.empty()) return common::InternalError("token request conflict vanished");
         result.jti = first.rows[0].Text(0);
         result.created = false;
-        return c.Rollback();
+        discard = true;  // nothing of this request is kept
+        return Status();
       }
       AR_ASSIGN_OR_RETURN(AuditEntry entry, AppendLocked(c, record));
       result.jti = token.jti;
       result.created = true;
       result.audit_seq = entry.seq;
-      return c.Commit();
-    }();
-    if (!status.ok()) {
-      c.Rollback().IgnoreError();
-      return status;
-    }
+      return Status();
+    });
+    if (!status.ok()) return status;
     return result;
   }
 
@@ -816,14 +828,13 @@ class SqlStore final : public Store {
 
   Status RecordProofJti(std::string_view jti, int64_t expires_at) override {
     AR_RETURN_IF_ERROR(RequireNonEmpty(jti, "proof jti"));
-    return Write(nullptr, [&](SqlConnection& c) -> Status {
-      AR_ASSIGN_OR_RETURN(SqlResult r,
-                          c.Exec("INSERT INTO proof_jtis (jti, expires_at) VALUES ($1, $2) "
-                                 "ON CONFLICT (jti) DO NOTHING",
-                                 {jti, expires_at}));
-      if (r.affected != 1) return common::AlreadyExistsError("DPoP proof jti already used");
-      return Status();
-    });
+    return Write(nullptr, [&](SqlConnection& c) -> Status { return RecordProofJtiIn(c, jti, expires_at); });
+  }
+
+  Result<bool> ProofJtiRecorded(std::string_view jti) override {
+    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
+    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec("SELECT 1 FROM proof_jtis WHERE jti = $1", {jti}));
+    return !r.rows.empty();
   }
 
   Result<int64_t> PurgeExpiredProofJtis(int64_t now) override {
@@ -837,6 +848,21 @@ class SqlStore final : public Store {
     AuditEntry entry;
     const Status written = Write(nullptr, [&](SqlConnection& c) -> Status {
       AR_RETURN_IF_ERROR(c.LockAuditChain());
+      AR_ASSIGN_OR_RETURN(entry, AppendLocked(c, record));
+      return Status();
+    });
+    if (!written.ok()) return written;
+    return entry;
+  }
+
+  Result<AuditEntry> AppendAuditSpendingProof(const AuditRecord& record, const ProofJti& proof) override {
+    AR_RETURN_IF_ERROR(ValidateAuditRecord(record));
+    AR_RETURN_IF_ERROR(RequireNonEmpty(proof.jti, "proof jti"));
+    AuditEntry entry;
+    const Status written = Write(nullptr, [&](SqlConnection& c) -> Status {
+      AR_RETURN_IF_ERROR(c.LockAuditChain());
+      const Status recorded = RecordProofJtiIn(c, proof.jti, proof.expires_at);
+      if (!recorded.ok() && recorded.code() != common::StatusCode::kAlreadyExists) return recorded;
       AR_ASSIGN_OR_RETURN(entry, AppendLocked(c, record));
       return Status();
     });
@@ -940,23 +966,142 @@ class SqlStore final : public Store {
     cv_.notify_one();
   }
 
-  // Runs `fn` in a write transaction; appends `audit` (when not null) in the
-  // same transaction, after taking the audit chain lock first (lock order:
-  // audit chain, then rows — so audit writers never deadlock).
-  template <typename Fn>
-  Status Write(const AuditRecord* audit, Fn&& fn) {
-    if (audit != nullptr) AR_RETURN_IF_ERROR(ValidateAuditRecord(*audit));
+  // The body of a write transaction: OK commits its changes; an error rolls
+  // them back and is returned; `discard` set with OK rolls them back and
+  // returns OK (a request answered before).
+  using TxnBody = std::function<Status(SqlConnection&, bool& discard)>;
+
+  // Runs `body` in a write transaction, after the audit chain lock when
+  // `lock_audit` (lock order: audit chain, then rows — so audit writers
+  // never deadlock). Returns once the transaction is durable (or failed).
+  Status Transact(bool lock_audit, const TxnBody& body) {
+    if (backend_ == "sqlite") return GroupCommit(body);
     AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
     SqlConnection& c = *lease;
     AR_RETURN_IF_ERROR(c.BeginWrite());
+    bool discard = false;
     Status status = [&]() -> Status {
-      if (audit != nullptr) AR_RETURN_IF_ERROR(c.LockAuditChain());
-      AR_RETURN_IF_ERROR(fn(c));
-      if (audit != nullptr) AR_RETURN_IF_ERROR(AppendLocked(c, *audit).status());
-      return c.Commit();
+      if (lock_audit) AR_RETURN_IF_ERROR(c.LockAuditChain());
+      AR_RETURN_IF_ERROR(body(c, discard));
+      return discard ? c.Rollback() : c.Commit();
     }();
     if (!status.ok()) c.Rollback().IgnoreError();
     return status;
+  }
+
+  // SQLite group commit. SQLite has one writer per file and each COMMIT is a
+  // WAL fsync; its busy handler makes a writer that finds the file locked
+  // sleep and poll (1, 2, 5, 10 ms ...). So this process's write
+  // transactions queue here instead: one thread (the leader) takes every
+  // body queued so far, runs them in one BEGIN IMMEDIATE transaction, each
+  // inside its own SAVEPOINT (a failing body rolls back only itself), and
+  // commits once; bodies queued meanwhile form the next batch. Every caller
+  // returns only after the COMMIT that holds its changes (or with its
+  // error). The audit chain needs no lock: the batch is the only writer and
+  // each body reads the head its predecessors left. Other processes on the
+  // file still meet the busy handler (busy_timeout).
+  struct QueuedWrite {
+    const TxnBody* body;
+    Status result;
+    bool done = false;
+  };
+
+  Status GroupCommit(const TxnBody& body) {
+    QueuedWrite me{&body, Status()};
+    std::unique_lock<std::mutex> lock(commit_mu_);
+    commit_queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        commit_cv_.wait(lock);
+        continue;
+      }
+      committing_ = true;
+      std::vector<QueuedWrite*> batch;
+      batch.swap(commit_queue_);
+      lock.unlock();
+      RunBatch(batch);
+      lock.lock();
+      for (QueuedWrite* w : batch) w->done = true;
+      committing_ = false;
+      commit_cv_.notify_all();
+    }
+    return me.result;
+  }
+
+  void RunBatch(const std::vector<QueuedWrite*>& batch) {
+    auto fail_all = [&](const Status& status) {
+      for (QueuedWrite* w : batch) w->result = status;
+    };
+    Result<Lease> lease = Acquire();
+    if (!lease.ok()) return fail_all(lease.status());
+    SqlConnection& c = **lease;
+    if (Status begun = c.BeginWrite(); !begun.ok()) return fail_all(begun);
+    for (QueuedWrite* w : batch) {
+      if (Status s = c.ExecScript("SAVEPOINT w"); !s.ok()) {
+        c.Rollback().IgnoreError();
+        return fail_all(s);
+      }
+      bool discard = false;
+      try {
+        w->result = (*w->body)(c, discard);
+      } catch (const std::exception& e) {
+        w->result = common::InternalError(std::string("write transaction threw: ") + e.what());
+      }
+      const Status ended = w->result.ok() && !discard ? c.ExecScript("RELEASE w")
+                                                      : c.ExecScript("ROLLBACK TO w; RELEASE w");
+      if (!ended.ok()) {  // the transaction is gone (SQLite rolled it back)
+        c.Rollback().IgnoreError();
+        return fail_all(ended);
+      }
+    }
+    if (Status committed = c.Commit(); !committed.ok()) {
+      c.Rollback().IgnoreError();
+      for (QueuedWrite* w : batch) {
+        if (w->result.ok()) w->result = committed;
+      }
+    }
+  }
+
+  // Runs `fn` in a write transaction; appends `audit` (when not null) in the
+  // same transaction, after taking the audit chain lock first.
+  template <typename Fn>
+  Status Write(const AuditRecord* audit, Fn&& fn) {
+    if (audit != nullptr) AR_RETURN_IF_ERROR(ValidateAuditRecord(*audit));
+    return Transact(audit != nullptr, [&](SqlConnection& c, bool&) -> Status {
+      AR_RETURN_IF_ERROR(fn(c));
+      if (audit != nullptr) AR_RETURN_IF_ERROR(AppendLocked(c, *audit).status());
+      return Status();
+    });
+  }
+
+  // Inside a write transaction: consumes the nonce, returns its bound data.
+  static Result<Bytes> ConsumeNonceIn(SqlConnection& c, std::string_view value,
+                                      std::string_view purpose, int64_t now) {
+    // The single conditional UPDATE is the whole guarantee: of any number
+    // of concurrent callers exactly one sees a row.
+    AR_ASSIGN_OR_RETURN(
+        SqlResult r,
+        c.Exec("UPDATE nonces SET consumed_at = $3 WHERE value = $1 AND purpose = $2 "
+               "AND consumed_at IS NULL AND expires_at > $3 RETURNING bound_data",
+               {value, purpose, now}));
+    if (r.rows.size() == 1) return r.rows[0].Blob(0);
+    AR_ASSIGN_OR_RETURN(SqlResult s, c.Exec("SELECT consumed_at FROM nonces WHERE value = $1 "
+                                            "AND purpose = $2",
+                                            {value, purpose}));
+    if (s.rows.empty()) return common::NotFoundError("unknown nonce");
+    if (!s.rows[0].IsNull(0)) return common::FailedPreconditionError("nonce already used");
+    return common::FailedPreconditionError("nonce expired");
+  }
+
+  // Inside a write transaction: records a DPoP proof jti; ALREADY_EXISTS
+  // when it was recorded before.
+  static Status RecordProofJtiIn(SqlConnection& c, std::string_view jti, int64_t expires_at) {
+    AR_ASSIGN_OR_RETURN(SqlResult r,
+                        c.Exec("INSERT INTO proof_jtis (jti, expires_at) VALUES ($1, $2) "
+                               "ON CONFLICT (jti) DO NOTHING",
+                               {jti, expires_at}));
+    if (r.affected != 1) return common::AlreadyExistsError("DPoP proof jti already used");
+    return Status();
   }
 
   Result<AuditAnchor> HeadOf(SqlConnection& c) {
@@ -1110,6 +1255,10 @@ class SqlStore final : public Store {
   const Factory factory_;
   const common::Clock& clock_;
 
+  std::mutex commit_mu_;  // SQLite group commit
+  std::condition_variable commit_cv_;
+  std::vector<QueuedWrite*> commit_queue_;  // guarded by commit_mu_
+  bool committing_ = false;                 // guarded by commit_mu_: a leader runs a batch
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<SqlConnection>> idle_;  // guarded by mu_

@@ -95,6 +95,8 @@ struct Options {
   double warmup = 1;
   int openssl_seconds = 2;
   int server_threads = 0;
+  int server_workers = -1;       // -1: the verifier's default
+  bool server_inline = false;    // server.inline_handlers (default: the verifier's, off)
   std::string out;
   bool keep_work_dir = false;
 };
@@ -375,7 +377,10 @@ Status StartVerifier(Env& env) {
   toml << "[server]\nlisten = \"127.0.0.1:0\"\n"
        << "tls_certificate = " << q((env.dir / "server.crt").string()) << "\n"
        << "tls_private_key = " << q((env.dir / "server.key").string()) << "\n"
-       << "inline_handlers = true\nthreads = " << env.options.server_threads << "\n\n"
+       << "threads = " << env.options.server_threads << "\n"
+       << (env.options.server_inline ? "inline_handlers = true\n" : "")
+       << (env.options.server_workers >= 0 ? "workers = " + std::to_string(env.options.server_workers) + "\n" : "")
+       << "\n"
        << "[verifier]\nissuer = " << q(kIssuer) << "\ntrust_domain = " << q(kTrustDomain) << "\n"
        // The EK chain is not checked after enrollment; any PEM certificate does.
        << "manufacturer_roots = " << q((env.dir / "ca.pem").string()) << "\n"
@@ -740,6 +745,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "Seconds of warm-up before each closed-loop phase")->check(CLI::Range(0.2, 30.0));
   app.add_option("--openssl-seconds", o.openssl_seconds, "Seconds per openssl speed measurement")->check(CLI::Range(1, 30));
   app.add_option("--server-threads", o.server_threads, "server.threads of the verifier (0: one per core)");
+  app.add_option("--server-workers", o.server_workers, "server.workers of the verifier (default: the verifier's)");
+  app.add_flag("--server-inline-handlers", o.server_inline,
+               "server.inline_handlers = true (default: the verifier's, handlers on the worker pool)");
   app.add_option("--out", o.out, "Where to write the JSON results (scripts/bench.py format)")->required();
   app.add_flag("--keep-work-dir", o.keep_work_dir, "Keep the temporary directory (config, logs, SQLite file)");
   try {

@@ -719,6 +719,92 @@ TEST_P(StoreConformanceTest, NonceConsumedExactlyOnceAcrossThreadsAndStores) {
 
 // ---- tokens ---------------------------------------------------------------------------------
 
+TEST_P(StoreConformanceTest, PeekNonceReadsAndConsumeNonceAuditedIsOneTransaction) {
+  const int64_t now = 1'700'000'000;
+  AR_ASSERT_OK(store_->CreateNonce({"pk-1", "attest", common::ToBytes("host-1"), now + 30, 0}));
+  // Peek: the same answers as ConsumeNonce, and nothing consumed.
+  for (int i = 0; i < 2; ++i) {
+    auto peeked = store_->PeekNonce("pk-1", "attest", now);
+    ASSERT_TRUE(peeked.ok()) << peeked.status().ToString();
+    EXPECT_EQ(common::ToString(*peeked), "host-1");
+  }
+  AR_EXPECT_CODE(store_->PeekNonce("pk-1", "enroll", now).status(), StatusCode::kNotFound);
+  AR_EXPECT_CODE(store_->PeekNonce("pk-unknown", "attest", now).status(), StatusCode::kNotFound);
+  AR_EXPECT_CODE(store_->PeekNonce("pk-1", "attest", now + 30).status(), StatusCode::kFailedPrecondition);
+
+  // Consumed with its audit record: both written, once.
+  auto bound = store_->ConsumeNonceAudited("pk-1", "attest", now, Audit("attest", "host-1", AuditDecision::kAllow));
+  ASSERT_TRUE(bound.ok()) << bound.status().ToString();
+  EXPECT_EQ(common::ToString(*bound), "host-1");
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+  AR_EXPECT_CODE(store_->PeekNonce("pk-1", "attest", now).status(), StatusCode::kFailedPrecondition);
+  // A used, unknown or expired nonce: refused and no audit record.
+  AR_EXPECT_CODE(store_->ConsumeNonceAudited("pk-1", "attest", now, Audit("attest", "host-1")).status(),
+                 StatusCode::kFailedPrecondition);
+  AR_EXPECT_CODE(store_->ConsumeNonceAudited("pk-2", "attest", now, Audit("attest", "host-1")).status(),
+                 StatusCode::kNotFound);
+  AR_ASSERT_OK(store_->CreateNonce({"pk-3", "attest", {}, now + 30, 0}));
+  AR_EXPECT_CODE(store_->ConsumeNonceAudited("pk-3", "attest", now + 30, Audit("attest", "h")).status(),
+                 StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+  // An audit record the chain refuses: the nonce stays unconsumed.
+  AuditRecord leaky = Audit("attest", "h");
+  leaky.details["token"] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+  AR_EXPECT_CODE(store_->ConsumeNonceAudited("pk-3", "attest", now, leaky).status(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store_->PeekNonce("pk-3", "attest", now).ok());
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+}
+
+TEST_P(StoreConformanceTest, IssueTokenForProofRecordsTheProofInTheSameTransaction) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  const int64_t now = 1'700'000'000;
+  EXPECT_FALSE(*store_->ProofJtiRecorded("jkt:p-1"));
+  auto issued = store_->IssueTokenForProof(MakeToken("jti-1", "jkt:p-1", agent_id, host_id, now),
+                                           Audit("token.issue", agent_id, AuditDecision::kAllow), now - 60, 10,
+                                           ProofJti{"jkt:p-1", now + 100});
+  ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  EXPECT_TRUE(issued->created);
+  EXPECT_TRUE(*store_->ProofJtiRecorded("jkt:p-1"));
+  AR_EXPECT_CODE(store_->RecordProofJti("jkt:p-1", now + 100), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+
+  // The proof again (another request id): refused, nothing written.
+  AR_EXPECT_CODE(store_->IssueTokenForProof(MakeToken("jti-2", "jkt:p-1b", agent_id, host_id, now),
+                                            Audit("token.issue", agent_id), now - 60, 10,
+                                            ProofJti{"jkt:p-1", now + 100})
+                     .status(),
+                 StatusCode::kAlreadyExists);
+  AR_EXPECT_CODE(store_->GetToken("jti-2").status(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+
+  // Refused by the rate limit: the proof is not recorded either.
+  AR_EXPECT_CODE(store_->IssueTokenForProof(MakeToken("jti-3", "jkt:p-3", agent_id, host_id, now),
+                                            Audit("token.issue", agent_id), now - 60, 1,
+                                            ProofJti{"jkt:p-3", now + 100})
+                     .status(),
+                 StatusCode::kResourceExhausted);
+  EXPECT_FALSE(*store_->ProofJtiRecorded("jkt:p-3"));
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+
+  // A refusal spends the proof with its audit record; spending a recorded
+  // proof again still appends the record.
+  auto denied = store_->AppendAuditSpendingProof(Audit("token.issue", agent_id), ProofJti{"jkt:p-3", now + 100});
+  ASSERT_TRUE(denied.ok()) << denied.status().ToString();
+  EXPECT_EQ(denied->seq, 2);
+  EXPECT_TRUE(*store_->ProofJtiRecorded("jkt:p-3"));
+  auto again = store_->AppendAuditSpendingProof(Audit("token.issue", agent_id), ProofJti{"jkt:p-3", now + 100});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->seq, 3);
+  AR_EXPECT_CODE(store_->AppendAuditSpendingProof(Audit("token.issue", agent_id), ProofJti{"", now}).status(),
+                 StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AuditHead()->seq, 3);
+
+  auto exported = store_->ExportAudit(0, std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(exported.ok());
+  EXPECT_TRUE(VerifyAuditChain(exported->jsonl, exported->anchor).status.ok());
+}
+
 TEST_P(StoreConformanceTest, IssueTokenStoresTokenAndAuditAtomically) {
   std::string agent_id, host_id;
   ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
@@ -930,6 +1016,43 @@ TEST_P(StoreConformanceTest, ProofJtiReplayCache) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(accepted.load(), 10);
+}
+
+TEST_P(StoreConformanceTest, ConcurrentWritersOfOneStoreFailAndSucceedIndependently) {
+  // On SQLite these writes share commits (group commit): a refused write in
+  // a batch must leave the others, and the audit chain, intact.
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 15;
+  std::atomic<int> proofs{0}, audits{0};
+  std::barrier sync(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        sync.arrive_and_wait();
+        // Every thread tries the same jti with its refusal record: one wins.
+        if (store_->RecordProofJti("dup-" + std::to_string(i), 1000).ok()) ++proofs;
+        if (t % 2 == 0) {
+          if (store_->AppendAudit(Audit("test.append", "t" + std::to_string(t))).ok()) ++audits;
+        } else {
+          AuditRecord leaky = Audit("test.append", "t");
+          leaky.details["token"] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+          EXPECT_FALSE(store_->AppendAudit(leaky).ok());
+          if (store_->AppendAuditSpendingProof(Audit("test.spend", "t"), ProofJti{"dup-" + std::to_string(i), 1000})
+                  .ok()) {
+            ++audits;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(proofs.load(), kRounds);
+  EXPECT_EQ(audits.load(), kThreads * kRounds);
+  EXPECT_EQ(store_->AuditHead()->seq, kThreads * kRounds);
+  auto exported = store_->ExportAudit(0, std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(exported.ok());
+  EXPECT_TRUE(VerifyAuditChain(exported->jsonl).status.ok());
 }
 
 // ---- audit --------------------------------------------------------------------------------------

@@ -29,7 +29,10 @@
 // Clock given to Open; expiry times come from the caller.
 //
 // Thread safety: every method may be called concurrently from any thread; a
-// small pool gives each call its own connection. The Clock must outlive the
+// small pool gives each call its own connection. On SQLite, concurrent
+// write calls on one Store share a transaction and its fsync (group commit,
+// each in its own savepoint); each returns only after the commit holding
+// its changes, with its own error if it failed. The Clock must outlive the
 // Store.
 #ifndef AGENTROOT_ATTESTATION_STORE_STORE_H_
 #define AGENTROOT_ATTESTATION_STORE_STORE_H_
@@ -168,6 +171,13 @@ struct TokenRecord {
   int64_t revoked_at = 0;  // 0 unless revoked
 };
 
+// A DPoP proof's entry in the replay cache (proof_jtis): `jti` is what
+// RecordProofJti takes, `expires_at` when it may be purged.
+struct ProofJti {
+  std::string jti;
+  int64_t expires_at = 0;
+};
+
 struct IssueTokenResult {
   std::string jti;         // the stored token's jti (the first one on a replay)
   bool created = false;    // false: request_id was known, nothing stored
@@ -258,6 +268,16 @@ class Store {
   virtual common::Status CreateNonce(const Nonce& nonce) = 0;
   virtual common::Result<common::Bytes> ConsumeNonce(std::string_view value,
                                                      std::string_view purpose, int64_t now) = 0;
+  // ConsumeNonce that appends `audit` in the same transaction, only when the
+  // nonce is consumed: one durable commit for both. On any error nothing is
+  // written.
+  virtual common::Result<common::Bytes> ConsumeNonceAudited(std::string_view value,
+                                                            std::string_view purpose, int64_t now,
+                                                            const AuditRecord& audit) = 0;
+  // What ConsumeNonce would return now (same errors), without consuming
+  // anything: a read, for refusing early. Only ConsumeNonce* decides.
+  virtual common::Result<common::Bytes> PeekNonce(std::string_view value, std::string_view purpose,
+                                                  int64_t now) = 0;
   // Deletes nonces with expires_at <= now; returns how many.
   virtual common::Result<int64_t> PurgeExpiredNonces(int64_t now) = 0;
   // Challenges ("attest" and "certify" nonces bound to `host_id`) issued
@@ -279,6 +299,15 @@ class Store {
                                                                 const AuditRecord& audit,
                                                                 int64_t window_start,
                                                                 int64_t max_in_window) = 0;
+  // IssueTokenWithinRate that also records the DPoP proof the token was
+  // requested with (RecordProofJti) in the same transaction: one durable
+  // commit for proof, token and audit record. ALREADY_EXISTS, nothing
+  // written, when `proof.jti` was recorded before (a replayed proof).
+  virtual common::Result<IssueTokenResult> IssueTokenForProof(const TokenRecord& token,
+                                                              const AuditRecord& audit,
+                                                              int64_t window_start,
+                                                              int64_t max_in_window,
+                                                              const ProofJti& proof) = 0;
   virtual common::Result<TokenRecord> GetToken(std::string_view jti) = 0;
   // Tokens issued to `agent_id` after `since`, revoked or not (the per-agent
   // rate limit).
@@ -297,10 +326,18 @@ class Store {
   // DPoP proof jti replay cache: ALREADY_EXISTS when `jti` was recorded
   // before (and not purged yet).
   virtual common::Status RecordProofJti(std::string_view jti, int64_t expires_at) = 0;
+  // Read only: whether `jti` is recorded (for refusing a replay early; only
+  // RecordProofJti / IssueTokenForProof / AppendAuditSpendingProof decide).
+  virtual common::Result<bool> ProofJtiRecorded(std::string_view jti) = 0;
   virtual common::Result<int64_t> PurgeExpiredProofJtis(int64_t now) = 0;
 
   // Audit.
   virtual common::Result<AuditEntry> AppendAudit(const AuditRecord& record) = 0;
+  // AppendAudit that also records `proof` (a refused request's DPoP proof,
+  // which must not be reused) in the same transaction; a proof jti recorded
+  // before is left as it is.
+  virtual common::Result<AuditEntry> AppendAuditSpendingProof(const AuditRecord& record,
+                                                              const ProofJti& proof) = 0;
   // The last record (genesis anchor when the log is empty).
   virtual common::Result<AuditAnchor> AuditHead() = 0;
   struct AuditExport {
