@@ -1,9 +1,11 @@
 // SQLite driver for SqlConnection.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "sql_connection.h"
@@ -167,6 +169,7 @@ class SqliteConnection final : public SqlConnection {
     return ExecScript("ROLLBACK");
   }
   bool broken() const override { return false; }
+  sqlite3* handle() const { return db_.get(); }
 
  private:
   Result<sqlite3_stmt*> Prepare(std::string_view sql) {
@@ -210,7 +213,17 @@ Result<std::unique_ptr<SqlConnection>> OpenSqliteConnection(const std::string& p
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   auto conn = std::make_unique<SqliteConnection>(std::move(db));
   // journal_mode=WAL is persistent in the file; the others are per connection.
-  AR_ASSIGN_OR_RETURN(SqlResult mode, conn->Exec("PRAGMA journal_mode=WAL", {}));
+  // Switching a fresh file to WAL needs an exclusive lock, and SQLite answers
+  // SQLITE_BUSY there without calling the busy handler when another
+  // connection is opening the same file: retry for the busy timeout.
+  common::Result<SqlResult> switched = conn->Exec("PRAGMA journal_mode=WAL", {});
+  for (int waited_ms = 0; !switched.ok() && waited_ms < kBusyTimeoutMs; waited_ms += 10) {
+    const int code = sqlite3_errcode(conn->handle());
+    if (code != SQLITE_BUSY && code != SQLITE_LOCKED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    switched = conn->Exec("PRAGMA journal_mode=WAL", {});
+  }
+  AR_ASSIGN_OR_RETURN(SqlResult mode, std::move(switched));
   if (mode.rows.empty() || mode.rows[0].Text(0) != "wal") {
     return common::FailedPreconditionError("sqlite: could not enable WAL on " + path);
   }
