@@ -490,10 +490,16 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
   }
   auto log = ParseLog(r.measurement_log);
   if (!log.ok() || log->empty()) return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, "bad measurement log");
-  const MeasurementEvent& event = log->back();
-  if (event.agent_id != r.agent_id) {
-    return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, "the last log entry is not this agent's");
+  // The agent's current measurement is its latest entry in the log (a newer
+  // one supersedes older ones); the quote's qualifying data must name it.
+  // Renewals of an unchanged, still-running agent reuse that entry, so the
+  // log grows per process start and per change, not per token.
+  auto latest = std::find_if(log->rbegin(), log->rend(),
+                             [&](const MeasurementEvent& e) { return e.agent_id == r.agent_id; });
+  if (latest == log->rend()) {
+    return fail(StatusCode::kInvalidArgument, problem::kEvidenceInvalid, "the measurement log has no entry for this agent");
   }
+  const MeasurementEvent& event = *latest;
   PcrValues pcrs;
   for (const auto& [index, value] : r.pcr_values) pcrs[{tpm_alg::kSha256, index}] = value;
   auto ak = ParseTpmPublicCached(host->ak_public);

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -819,13 +820,26 @@ Result<Hostd::Evidence> Hostd::MeasureAndQuote(AgentState& agent, const ProcessI
   event.exe_path = caller.exe.string();
   event.exe_sha256_hex = m.exe_sha256_hex;
   event.files = m.files;
-  AR_ASSIGN_OR_RETURN(event, log_->Append(event));
-  Bytes digest = attestation::EventDigest(event);
-  Status_ extended = attestor_->PcrExtend(c.measurement_pcr, digest);
-  if (!extended.ok()) {
-    log_->RemoveLast().IgnoreError();
-    return TpmProblem("PCR extend", extended);
+  // The same process with the same measurement as the agent's latest entry:
+  // quote that entry again instead of growing the log (the verifier appraises
+  // the agent's latest entry).
+  const auto& logged = log_->events();
+  auto latest = std::find_if(logged.rbegin(), logged.rend(),
+                             [&](const attestation::MeasurementEvent& e) { return e.agent_id == agent.id; });
+  const bool unchanged = latest != logged.rend() && latest->pid == event.pid && latest->uid == event.uid &&
+                         latest->exe_path == event.exe_path && latest->exe_sha256_hex == event.exe_sha256_hex &&
+                         latest->files == event.files;
+  if (unchanged) {
+    event = *latest;
+  } else {
+    AR_ASSIGN_OR_RETURN(event, log_->Append(event));
+    Status_ extended = attestor_->PcrExtend(c.measurement_pcr, attestation::EventDigest(event));
+    if (!extended.ok()) {
+      log_->RemoveLast().IgnoreError();
+      return TpmProblem("PCR extend", extended);
+    }
   }
+  Bytes digest = attestation::EventDigest(event);
   Evidence out;
   auto quote = attestor_->Quote(kAkId, selection, attestation::QualifyingData(common::AsBytes(nonce), key_public.name(), digest));
   if (!quote.ok()) return TpmProblem("TPM2_Quote", quote.status());

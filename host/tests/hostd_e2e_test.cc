@@ -220,11 +220,24 @@ TEST_F(HostdE2eTest, EnrollApproveTokenProofCacheRefusalsOutage) {
   // Renewal at ~80% of the lifetime.
   auto before = hostd_->Token(Self(), kCrm, "crm.read");
   ASSERT_TRUE(before.ok()) << before.status().ToString();
+  auto log_lines = [&] {
+    std::ifstream in(config_.state_dir / "measurements.jsonl");
+    int n = 0;
+    for (std::string line; std::getline(in, line);) n += line.empty() ? 0 : 1;
+    return n;
+  };
+  const int logged_before = log_lines();
+  ASSERT_GT(logged_before, 0) << "no measurement log at " << (config_.state_dir / "measurements.jsonl");
+  const uint64_t quotes_before = hostd_->stats().quotes;
   clock_.Advance(std::chrono::seconds(250));  // 83% of 300 s
   auto renewed = hostd_->Token(Self(), kCrm, "crm.read");
   ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
   EXPECT_FALSE(renewed->from_cache);
   EXPECT_NE(renewed->access_token, before->access_token);
+  // A fresh quote, but the same process with the same measurement: the
+  // agent's latest log entry is quoted again, the log does not grow.
+  EXPECT_EQ(hostd_->stats().quotes, quotes_before + 1);
+  EXPECT_EQ(log_lines(), logged_before) << "a renewal of an unchanged agent must not grow the measurement log";
 
   // The verifier goes away: the cached token is served until exp, then verifier_unavailable.
   server_->Stop(std::chrono::milliseconds(200));
