@@ -97,9 +97,23 @@ def main():
         if b.get("error_occurred"):
             sys.exit(f"bench: {b['name']} failed: {b.get('error_message')}")
         value = b.get("items_per_second")
+        if value is None and b.get("real_time"):
+            # One item per iteration: the rate from the time per iteration.
+            per_unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b.get("time_unit", "ns")]
+            value = 1.0 / (b["real_time"] * per_unit)
+        if value is None:
+            sys.exit(f"bench: {b['name']} reported neither items_per_second nor a time")
+        counters = {k: v for k, v in b.items()
+                    if isinstance(v, (int, float)) and k not in (
+                        "iterations", "real_time", "cpu_time", "items_per_second", "repetitions",
+                        "repetition_index", "threads", "family_index", "per_family_instance_index")}
         terms = ceiling_terms(b.get("label", ""))
-        if value is None or not terms:
-            sys.exit(f"bench: {b['name']} has no items_per_second or ceiling label")
+        if not terms:
+            # Figures with no primitive to compare with (latencies, the TPM's
+            # utilisation): reported as measured, without a ratio.
+            results.append({"name": b["name"], "value": round(value, 3), "unit": "ops/s", "ceiling": None,
+                            "ceiling_source": None, "ratio": None, "counters": counters})
+            continue
         cost = 0.0
         for alg, op, n in terms:
             rate = ceilings.get((alg, op))
@@ -115,6 +129,7 @@ def main():
             "ceiling": round(ceiling, 1),
             "ceiling_source": f"openssl speed: {source}",
             "ratio": round(value / ceiling, 3),
+            **({"counters": counters} if counters else {}),
         })
 
     # Comparison steps that need the figures above: scripts/bench.d/*, each
