@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agentroot/common/jws.h"
 #include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/verifier_service.h"
 #include "agentroot/common/signer.h"
@@ -39,10 +40,7 @@ constexpr const char* kErp = testing::kTestbedErp;
 
 
 Json Claims(const std::string& jwt) {
-  auto a = jwt.find('.');
-  auto b = jwt.find('.', a + 1);
-  auto payload = common::Base64UrlDecode(jwt.substr(a + 1, b - a - 1));
-  return Json::parse(common::ToString(*payload));
+  return common::ParseJwsCompact(jwt, common::JwsPayload::kJsonObject).value().payload_json;
 }
 
 // The fixture is the shared testbed (host/testing/hostd_testbed.h): its

@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "agentroot/common/jws.h"
 #include "agentroot/attestation/dpop.h"
 #include "agentroot/attestation/store/audit_chain.h"
 #include "agentroot/common/bytes.h"
@@ -140,13 +141,7 @@ std::string Sha256Hex(std::string_view data) { return common::HexEncode(common::
 // The claims of a JWS compact serialization (already verified by whoever
 // issued it; the demo only reads them to print facts).
 Json Claims(std::string_view jwt) {
-  std::size_t a = jwt.find('.');
-  std::size_t b = jwt.find('.', a == std::string_view::npos ? 0 : a + 1);
-  if (a == std::string_view::npos || b == std::string_view::npos) Fail("not a JWS");
-  common::Bytes payload = Must(common::Base64UrlDecode(jwt.substr(a + 1, b - a - 1)), "JWT payload");
-  Json j = Json::parse(common::ToString(payload), nullptr, false);
-  if (!j.is_object()) Fail("JWT payload is not a JSON object");
-  return j;
+  return Must(common::ParseJwsCompact(jwt, common::JwsPayload::kJsonObject), "JWT").payload_json;
 }
 
 // The first line of a process's stderr, for narration (never holds a token:

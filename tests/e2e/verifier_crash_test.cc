@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "agentroot/common/jws.h"
 #include "agentroot/attestation/store/audit_chain.h"
 #include "agentroot/attestation/store/store.h"
 #include "agentroot/common/bytes.h"
@@ -100,12 +101,8 @@ Status WriteFile(const fs::path& path, std::string_view text) {
 
 // The JSON payload of a compact JWS (not verified: the test only reads jti).
 Json JwsPayload(std::string_view jws) {
-  const std::size_t a = jws.find('.');
-  const std::size_t b = a == std::string_view::npos ? a : jws.find('.', a + 1);
-  if (b == std::string_view::npos) return Json();
-  auto payload = common::Base64UrlDecode(jws.substr(a + 1, b - a - 1));
-  if (!payload.ok()) return Json();
-  return Json::parse(common::ToString(*payload), nullptr, false);
+  auto parsed = common::ParseJwsCompact(jws, common::JwsPayload::kJsonObject);
+  return parsed.ok() ? parsed->payload_json : Json();
 }
 
 // An OAuth or problem-details response, for failure messages (never a token).

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agentroot/common/jws.h"
 #include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/measurement.h"
 #include "agentroot/attestation/session_binding.h"
@@ -498,8 +499,7 @@ std::vector<std::string> JwksKids(const VerifierCore& core) {
 }
 
 std::string KidOf(const std::string& jwt) {
-  auto header = common::Base64UrlDecode(jwt.substr(0, jwt.find('.')));
-  return Json::parse(common::ToString(*header))["kid"].get<std::string>();
+  return common::ParseJwsCompact(jwt).value().header["kid"].get<std::string>();
 }
 
 TEST_F(VerifierFlowTest, IssuerKeyRotationPublishSwitchRetire) {

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agentroot/common/jws.h"
 #include "agentroot/attestation/access_token.h"
 #include "agentroot/attestation/measurement.h"
 #include "agentroot/attestation/store/store.h"
@@ -63,8 +64,7 @@ std::string B64(common::ByteView b) { return common::Base64UrlEncode(b); }
 Json Parse(const http::Response& r) { return Json::parse(r.body, nullptr, false); }
 
 std::string KidOf(const std::string& jwt) {
-  auto header = common::Base64UrlDecode(jwt.substr(0, jwt.find('.')));
-  return Json::parse(common::ToString(*header))["kid"].get<std::string>();
+  return common::ParseJwsCompact(jwt).value().header["kid"].get<std::string>();
 }
 
 std::string Config(const fs::path& dir, const std::string& key_id, const std::vector<std::string>& published,
