@@ -1,5 +1,6 @@
 #include "agentroot/attestation/measurement.h"
 
+#include <algorithm>
 #include <set>
 
 #include "agentroot/common/signer.h"
@@ -166,6 +167,29 @@ Bytes CertifyQualifyingData(common::ByteView nonce) {
   Bytes input(kLabel, kLabel + sizeof(kLabel));
   AppendPrefixed(input, nonce);
   return common::Sha256(input);
+}
+
+Result<ManifestDigests> ParseManifestDigests(const Json& content) {
+  auto is_digest = [](const Json& v) { return v.is_string() && IsHexDigest(v.get_ref<const std::string&>()); };
+  if (!content.is_object()) return common::InvalidArgumentError("manifest: must be a JSON object");
+  auto exe = content.find("exe_sha256");
+  if (exe == content.end() || !is_digest(*exe)) {
+    return common::InvalidArgumentError(
+        "manifest: \"exe_sha256\" must be the executable's SHA-256 (64 lower-case hex digits)");
+  }
+  ManifestDigests out;
+  out.exe_sha256_hex = exe->get<std::string>();
+  if (auto files = content.find("files"); files != content.end()) {
+    if (!files->is_object()) return common::InvalidArgumentError("manifest: \"files\" must map path -> SHA-256");
+    for (auto it = files->begin(); it != files->end(); ++it) {
+      if (it.key().empty() || it.key().front() != '/' || !is_digest(it.value())) {
+        return common::InvalidArgumentError("manifest: \"files\" entry \"" + it.key() +
+                                            "\" must map an absolute path to a SHA-256 (64 lower-case hex digits)");
+      }
+      out.files[it.key()] = it.value().get<std::string>();
+    }
+  }
+  return out;
 }
 
 Status MatchManifest(const MeasurementEvent& event, const ManifestDigests& manifest) {

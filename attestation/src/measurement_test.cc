@@ -145,6 +145,22 @@ TEST(MeasurementTest, ShadowReportQualifyingData) {
   EXPECT_FALSE(ShadowReportFromJson(bad_hash).ok());
 }
 
+TEST(MeasurementTest, ManifestContentIsParsedStrictly) {
+  const std::string exe(64, 'a'), file(64, 'b');
+  auto parsed = ParseManifestDigests(common::Json{{"exe_sha256", exe}, {"files", {{"/etc/a.toml", file}}}, {"model_id", "m"}});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->exe_sha256_hex, exe);
+  EXPECT_EQ(parsed->files.at("/etc/a.toml"), file);
+  for (const common::Json& bad : {common::Json::array(), common::Json{{"files", common::Json::object()}}, common::Json{{"exe_sha256", "abc"}},
+                          common::Json{{"exe_sha256", std::string(64, 'A')}}, common::Json{{"exe_sha256", exe}, {"files", common::Json::array()}},
+                          common::Json{{"exe_sha256", exe}, {"files", {{"relative", file}}}},
+                          common::Json{{"exe_sha256", exe}, {"files", {{"/x", 7}}}}}) {
+    auto refused = ParseManifestDigests(bad);
+    EXPECT_EQ(refused.status().code(), common::StatusCode::kInvalidArgument) << bad.dump();
+    EXPECT_NE(refused.status().message().find("manifest: "), std::string::npos);
+  }
+}
+
 TEST(MeasurementTest, ManifestMatching) {
   MeasurementEvent e = Event(1, "crm-bot", 'a');
   ManifestDigests m{Hex('a'), {{"/etc/agents/crm-bot.toml", Hex('c')}, {"/etc/agents/tools.json", Hex('d')}}};

@@ -115,19 +115,6 @@ Result<std::string> ThumbprintOf(const ParsedTpmPublic& parsed) {
   return parsed.jkt;
 }
 
-Result<ManifestDigests> DigestsOf(const Json& content) {
-  ManifestDigests out;
-  try {
-    out.exe_sha256_hex = content.at("exe_sha256").get<std::string>();
-    if (auto files = content.find("files"); files != content.end()) {
-      for (auto it = files->begin(); it != files->end(); ++it) out.files[it.key()] = it.value().get<std::string>();
-    }
-  } catch (const Json::exception&) {
-    return common::InvalidArgumentError("manifest: needs exe_sha256 and a files object of path -> sha256");
-  }
-  return out;
-}
-
 }  // namespace
 
 Status RateLimitedError(std::string_view type, std::string_view detail, int64_t retry_after_seconds) {
@@ -537,7 +524,7 @@ Result<AttestOutcome> VerifierCore::Attest(const AttestRequest& r) {
     out.reasons.push_back("no_approved_manifest");
   } else {
     out.result.manifest_version = static_cast<int>(manifest->version);
-    auto digests = DigestsOf(manifest->content);
+    auto digests = ParseManifestDigests(manifest->content);
     Status match = digests.ok() ? MatchManifest(event, *digests) : digests.status();
     if (!match.ok()) {
       tv.executables = 96;
@@ -840,7 +827,7 @@ Result<int64_t> VerifierCore::AddManifest(std::string_view operator_id, std::str
     AuditBestEffort(Audit(std::string(operator_id), "manifest.add", std::string(agent_id), AuditDecision::kDeny, {"not_owner"}));
     return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "only an owner adds manifests");
   }
-  if (!DigestsOf(content).ok()) return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "bad manifest");
+  if (!ParseManifestDigests(content).ok()) return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "bad manifest");
   AuditRecord audit = Audit(std::string(operator_id), "manifest.add", std::string(agent_id), AuditDecision::kAllow);
   return store_->AddManifest(agent_id, content, &audit);
 }

@@ -102,6 +102,13 @@ struct ManifestDigests {
   std::map<std::string, std::string> files;  // path -> sha256 hex
 };
 
+// A manifest's content (what `agentroot agents register --manifest FILE`
+// sends and the verifier stores): a JSON object with "exe_sha256" (64 hex
+// digits) and optionally "files" (path -> 64 hex digits); other members
+// ("model_id", "allowed_tools", ...) are kept for reviewers and not
+// appraised. INVALID_ARGUMENT naming what is wrong otherwise.
+common::Result<ManifestDigests> ParseManifestDigests(const common::Json& content);
+
 // OK when `event` is exactly what `manifest` describes: the executable's
 // digest, and every manifest file measured with its digest and nothing else.
 // PERMISSION_DENIED with the first mismatch otherwise.
