@@ -143,10 +143,49 @@ CREATE INDEX issued_tokens_by_agent_time ON issued_tokens (agent_id, issued_at);
 DROP INDEX issued_tokens_by_agent;
 )sql";
 
+// Governance (issue 6): operator-managed trust anchors, JIT elevations, the
+// review queue, and the inventory's audit reads. Two audit indexes lead with
+// (action, decision) so "latest ts per subject/actor of action X with decision
+// Y" is read from the index alone (covering), never from the log's rows; the
+// third gives "the latest N records of action X" without sorting them all.
+constexpr std::string_view kSqliteV4 = R"sql(
+CREATE TABLE trust_anchors (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('manufacturer_ca', 'ek_pin', 'auto_approve')),
+  value TEXT NOT NULL,
+  host_group TEXT NOT NULL,
+  description TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE jit_grants (
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL REFERENCES agents (id),
+  scopes TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  duration_seconds INTEGER NOT NULL CHECK (duration_seconds > 0),
+  requested_by TEXT NOT NULL,
+  requested_at INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'revoked')),
+  decided_by TEXT,
+  decided_at INTEGER,
+  comment TEXT,
+  expires_at INTEGER
+);
+CREATE INDEX jit_grants_by_agent ON jit_grants (agent_id, status, expires_at);
+
+CREATE INDEX manifests_by_status ON manifests (status, created_at);
+CREATE INDEX audit_log_by_action_subject ON audit_log (action, decision, subject, ts);
+CREATE INDEX audit_log_by_action_actor ON audit_log (action, decision, actor, ts);
+CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+)sql";
+
 constexpr Migration kSqliteMigrations[] = {
     {1, "hosts, operators, agents, manifests, keys, nonces, tokens, audit log", kSqliteV1},
     {2, "DPoP proof jti replay cache; tokens by host", kSqliteV2},
     {3, "rate limits: nonce issue times, challenges by host, tokens by agent and time", kSqliteV3},
+    {4, "governance: trust anchors, JIT grants, manifests by status, audit by action", kSqliteV4},
 };
 
 // ---- PostgreSQL -------------------------------------------------------------
@@ -283,10 +322,44 @@ CREATE INDEX issued_tokens_by_agent_time ON issued_tokens (agent_id, issued_at);
 DROP INDEX issued_tokens_by_agent;
 )sql";
 
+constexpr std::string_view kPostgresV4 = R"sql(
+CREATE TABLE trust_anchors (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('manufacturer_ca', 'ek_pin', 'auto_approve')),
+  value TEXT NOT NULL,
+  host_group TEXT NOT NULL,
+  description TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE jit_grants (
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL REFERENCES agents (id),
+  scopes TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  duration_seconds BIGINT NOT NULL CHECK (duration_seconds > 0),
+  requested_by TEXT NOT NULL,
+  requested_at BIGINT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'revoked')),
+  decided_by TEXT,
+  decided_at BIGINT,
+  comment TEXT,
+  expires_at BIGINT
+);
+CREATE INDEX jit_grants_by_agent ON jit_grants (agent_id, status, expires_at);
+
+CREATE INDEX manifests_by_status ON manifests (status, created_at);
+CREATE INDEX audit_log_by_action_subject ON audit_log (action, decision, subject, ts);
+CREATE INDEX audit_log_by_action_actor ON audit_log (action, decision, actor, ts);
+CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+)sql";
+
 constexpr Migration kPostgresMigrations[] = {
     {1, "hosts, operators, agents, manifests, keys, nonces, tokens, audit log", kPostgresV1},
     {2, "DPoP proof jti replay cache; tokens by host", kPostgresV2},
     {3, "rate limits: nonce issue times, challenges by host, tokens by agent and time", kPostgresV3},
+    {4, "governance: trust anchors, JIT grants, manifests by status, audit by action", kPostgresV4},
 };
 
 static_assert(std::size(kSqliteMigrations) == std::size(kPostgresMigrations),

@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <condition_variable>
 #include <functional>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -68,6 +72,15 @@ constexpr std::pair<ManifestStatus, std::string_view> kManifestStatusNames[] = {
     {ManifestStatus::kPending, "pending"},
     {ManifestStatus::kApproved, "approved"},
     {ManifestStatus::kRejected, "rejected"}};
+constexpr std::pair<TrustAnchorKind, std::string_view> kTrustAnchorKindNames[] = {
+    {TrustAnchorKind::kManufacturerCa, "manufacturer_ca"},
+    {TrustAnchorKind::kEkPin, "ek_pin"},
+    {TrustAnchorKind::kAutoApprove, "auto_approve"}};
+constexpr std::pair<JitStatus, std::string_view> kJitStatusNames[] = {
+    {JitStatus::kPending, "pending"},
+    {JitStatus::kApproved, "approved"},
+    {JitStatus::kRejected, "rejected"},
+    {JitStatus::kRevoked, "revoked"}};
 
 // ---- JSON columns ------------------------------------------------------------
 
@@ -151,6 +164,35 @@ Status RequireNonEmpty(std::string_view value, std::string_view what) {
   return Status();
 }
 
+
+Status ValidateTrustAnchor(const TrustAnchor& anchor) {
+  AR_RETURN_IF_ERROR(RequireNonEmpty(anchor.id, "trust anchor id"));
+  switch (anchor.kind) {
+    case TrustAnchorKind::kManufacturerCa:
+      return RequireNonEmpty(anchor.value, "a manufacturer CA's certificate");
+    case TrustAnchorKind::kEkPin: {
+      // 64 lower-case hex digits: what HexEncode gives back for its decoding.
+      const Result<Bytes> digest = common::HexDecode(anchor.value);
+      if (!digest.ok() || digest->size() != 32 || common::HexEncode(*digest) != anchor.value) {
+        return common::InvalidArgumentError("an EK pin is a SHA-256 in 64 lower-case hex digits");
+      }
+      return Status();
+    }
+    case TrustAnchorKind::kAutoApprove:
+      return RequireNonEmpty(anchor.host_group, "an auto_approve anchor's host group");
+  }
+  return common::InvalidArgumentError("unknown trust anchor kind");
+}
+
+Status ValidateJitGrant(const JitGrant& grant) {
+  AR_RETURN_IF_ERROR(RequireNonEmpty(grant.id, "JIT grant id"));
+  AR_RETURN_IF_ERROR(RequireNonEmpty(grant.agent_id, "agent id"));
+  if (grant.scopes.empty()) return common::InvalidArgumentError("a JIT grant needs at least one scope");
+  for (const std::string& scope : grant.scopes) AR_RETURN_IF_ERROR(RequireNonEmpty(scope, "a JIT scope"));
+  AR_RETURN_IF_ERROR(RequireNonEmpty(grant.reason, "a JIT grant's reason"));
+  if (grant.duration_seconds <= 0) return common::InvalidArgumentError("duration_seconds must be positive");
+  return Status();
+}
 
 internal::SqlParam NullIfEmpty(std::string_view s) {
   if (s.empty()) return nullptr;
@@ -268,6 +310,42 @@ TokenRecord TokenFromRow(const SqlRow& r) {
   return t;
 }
 
+constexpr std::string_view kTrustAnchorColumns =
+    "id, kind, value, host_group, description, created_by, created_at";
+
+Result<TrustAnchor> TrustAnchorFromRow(const SqlRow& r) {
+  TrustAnchor a;
+  a.id = r.Text(0);
+  AR_ASSIGN_OR_RETURN(a.kind, ParseEnum(r.Text(1), kTrustAnchorKindNames, "trust anchor kind"));
+  a.value = r.Text(2);
+  a.host_group = r.Text(3);
+  a.description = r.Text(4);
+  a.created_by = r.Text(5);
+  a.created_at = r.Int(6);
+  return a;
+}
+
+constexpr std::string_view kJitGrantColumns =
+    "id, agent_id, scopes, reason, duration_seconds, requested_by, requested_at, status, "
+    "decided_by, decided_at, comment, expires_at";
+
+Result<JitGrant> JitGrantFromRow(const SqlRow& r) {
+  JitGrant g;
+  g.id = r.Text(0);
+  g.agent_id = r.Text(1);
+  AR_ASSIGN_OR_RETURN(g.scopes, DecodeStringList(r.Text(2)));
+  g.reason = r.Text(3);
+  g.duration_seconds = r.Int(4);
+  g.requested_by = r.Text(5);
+  g.requested_at = r.Int(6);
+  AR_ASSIGN_OR_RETURN(g.status, ParseEnum(r.Text(7), kJitStatusNames, "JIT grant status"));
+  g.decided_by = r.Text(8);
+  g.decided_at = r.Int(9);
+  g.comment = r.Text(10);
+  g.expires_at = r.Int(11);
+  return g;
+}
+
 constexpr std::string_view kAuditColumns =
     "seq, ts, actor, action, subject, decision, reasons, details, prev_hash, hash";
 
@@ -381,9 +459,11 @@ class SqlStore final : public Store {
                                               "revoked_at = $2 "
                                               "WHERE id = $1 AND status <> 'revoked'",
                                               {id, now}));
-      if (r.affected == 1) return Status();
-      return ExplainState(c, "SELECT status FROM hosts WHERE id = $1", id, "host",
-                          "pending or approved");
+      if (r.affected != 1) {
+        return ExplainState(c, "SELECT status FROM hosts WHERE id = $1", id, "host",
+                            "pending or approved");
+      }
+      return RevokeTokensIn(c, kTokensOfHost, id, now).status();
     });
   }
 
@@ -438,8 +518,9 @@ class SqlStore final : public Store {
 
   Status SetOperatorStatus(std::string_view id, OperatorStatus status,
                            const AuditRecord* audit) override {
+    // Serialized with DisableOperator (it decides who is a last active owner).
     return UpdateOne(audit, "UPDATE operators SET status = $2 WHERE id = $1",
-                     {id, EnumName(status, kOperatorStatusNames)}, "operator");
+                     {id, EnumName(status, kOperatorStatusNames)}, "operator", /*lock_chain=*/true);
   }
 
   Status SetOperatorRoles(std::string_view id, const std::vector<Role>& roles,
@@ -461,7 +542,8 @@ class SqlStore final : public Store {
     AR_ASSIGN_OR_RETURN(std::string scopes, EncodeStringList(agent.allowed_scopes));
     AR_ASSIGN_OR_RETURN(std::string audiences, EncodeStringList(agent.allowed_audiences));
     const int64_t now = Now();
-    return Write(audit, [&](SqlConnection& c) -> Status {
+    // Owners change: serialized with DisableOperator.
+    return Write(audit, /*lock_chain=*/true, [&](SqlConnection& c) -> Status {
       AR_RETURN_IF_ERROR(
           c.Exec(Sql("INSERT INTO agents (", kAgentColumns,
                      ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"),
@@ -489,15 +571,15 @@ class SqlStore final : public Store {
     AR_ASSIGN_OR_RETURN(std::string scopes, EncodeStringList(agent.allowed_scopes));
     AR_ASSIGN_OR_RETURN(std::string audiences, EncodeStringList(agent.allowed_audiences));
     const int64_t now = Now();
-    return Write(audit, [&](SqlConnection& c) -> Status {
+    // Owners change: serialized with DisableOperator. Status is SetAgentStatus's.
+    return Write(audit, /*lock_chain=*/true, [&](SqlConnection& c) -> Status {
       AR_ASSIGN_OR_RETURN(
           SqlResult r,
           c.Exec("UPDATE agents SET host_id = $2, host_group = $3, allowed_scopes = $4, "
                  "allowed_audiences = $5, max_token_ttl_seconds = $6, expires_at = $7, "
-                 "status = $8, updated_at = $9 WHERE id = $1",
+                 "updated_at = $8 WHERE id = $1",
                  {agent.id, NullIfEmpty(agent.host_id), NullIfEmpty(agent.host_group), scopes,
-                  audiences, agent.max_token_ttl_seconds, agent.expires_at,
-                  EnumName(agent.status, kAgentStatusNames), now}));
+                  audiences, agent.max_token_ttl_seconds, agent.expires_at, now}));
       if (r.affected != 1) return common::NotFoundError("no agent " + agent.id);
       AR_RETURN_IF_ERROR(
           c.Exec("DELETE FROM agent_owners WHERE agent_id = $1", {agent.id}).status());
@@ -507,8 +589,18 @@ class SqlStore final : public Store {
 
   Status SetAgentStatus(std::string_view id, AgentStatus status,
                         const AuditRecord* audit) override {
-    return UpdateOne(audit, "UPDATE agents SET status = $2, updated_at = $3 WHERE id = $1",
-                     {id, EnumName(status, kAgentStatusNames), Now()}, "agent");
+    const int64_t now = Now();
+    return Write(audit, [&](SqlConnection& c) -> Status {
+      AR_ASSIGN_OR_RETURN(SqlResult r, c.Exec("UPDATE agents SET status = $2, updated_at = $3 "
+                                              "WHERE id = $1 AND status <> 'retired'",
+                                              {id, EnumName(status, kAgentStatusNames), now}));
+      if (r.affected != 1) {
+        return ExplainState(c, "SELECT status FROM agents WHERE id = $1", id, "agent",
+                            "active or suspended");
+      }
+      if (status == AgentStatus::kActive) return Status();
+      return RevokeTokensIn(c, kTokensOfAgent, id, now).status();
+    });
   }
 
   Status DeleteAgent(std::string_view id, const AuditRecord* audit) override {
@@ -809,11 +901,11 @@ class SqlStore final : public Store {
   }
 
   Result<int64_t> RevokeAgentTokens(std::string_view agent_id, const AuditRecord* audit) override {
-    return RevokeWhere("agent_id", agent_id, audit);
+    return RevokeWhere(kTokensOfAgent, agent_id, audit);
   }
 
   Result<int64_t> RevokeHostTokens(std::string_view host_id, const AuditRecord* audit) override {
-    return RevokeWhere("host_id", host_id, audit);
+    return RevokeWhere(kTokensOfHost, host_id, audit);
   }
 
   Result<bool> IsTokenRevoked(std::string_view jti) override {
@@ -910,6 +1002,218 @@ class SqlStore final : public Store {
       out.jsonl += '\n';
     }
     return out;
+  }
+
+  // ---- governance (issue 6) ----
+
+  Status SetOperatorCertFingerprint(std::string_view id, std::string_view fingerprint,
+                                    const AuditRecord* audit) override {
+    return UpdateOne(audit, "UPDATE operators SET cert_fingerprint = $2 WHERE id = $1",
+                     {id, NullIfEmpty(fingerprint)}, "operator");
+  }
+
+  Result<std::vector<std::string>> DisableOperator(std::string_view id, const AuditRecord& audit) override {
+    AR_RETURN_IF_ERROR(ValidateAuditRecord(audit));
+    const int64_t now = Now();
+    std::vector<std::string> suspended;
+    // One transaction behind the audit chain lock, like every write that
+    // changes operators' status or agents' owners, so two co-owners disabled
+    // at once on two replicas cannot each leave the agent to the other.
+    const Status written = Transact(/*lock_audit=*/true, [&](SqlConnection& c, bool&) -> Status {
+      suspended.clear();
+      AR_ASSIGN_OR_RETURN(SqlResult r, c.Exec("UPDATE operators SET status = 'disabled' "
+                                              "WHERE id = $1 AND status = 'active'",
+                                              {id}));
+      if (r.affected != 1) {
+        return ExplainState(c, "SELECT status FROM operators WHERE id = $1", id, "operator", "active");
+      }
+      AR_ASSIGN_OR_RETURN(
+          SqlResult orphaned,
+          c.Exec("SELECT a.id FROM agents a JOIN agent_owners o ON o.agent_id = a.id "
+                 "WHERE o.operator_id = $1 AND a.status = 'active' AND NOT EXISTS ("
+                 "SELECT 1 FROM agent_owners other JOIN operators p ON p.id = other.operator_id "
+                 "WHERE other.agent_id = a.id AND p.status = 'active') "
+                 "ORDER BY a.id",
+                 {id}));
+      for (const SqlRow& row : orphaned.rows) suspended.push_back(row.Text(0));
+      std::sort(suspended.begin(), suspended.end());  // byte order, whatever the collation
+      AR_RETURN_IF_ERROR(AppendLocked(c, audit).status());
+      AuditRecord suspend;
+      suspend.actor = audit.actor;
+      suspend.action = "agent.suspend";
+      suspend.decision = AuditDecision::kInfo;
+      suspend.reasons = {"no_active_owner"};
+      suspend.details = Json{{"disabled_owner", std::string(id)}};
+      for (const std::string& agent_id : suspended) {
+        AR_RETURN_IF_ERROR(c.Exec("UPDATE agents SET status = 'suspended', updated_at = $2 WHERE id = $1",
+                                  {agent_id, now})
+                               .status());
+        AR_RETURN_IF_ERROR(RevokeTokensIn(c, kTokensOfAgent, agent_id, now).status());
+        suspend.subject = agent_id;
+        AR_RETURN_IF_ERROR(AppendLocked(c, suspend).status());
+      }
+      return Status();
+    });
+    if (!written.ok()) return written;
+    return suspended;
+  }
+
+  Status AddTrustAnchor(const TrustAnchor& anchor, const AuditRecord* audit) override {
+    AR_RETURN_IF_ERROR(ValidateTrustAnchor(anchor));
+    const int64_t now = Now();
+    return Write(audit, [&](SqlConnection& c) -> Status {
+      return c.Exec(Sql("INSERT INTO trust_anchors (", kTrustAnchorColumns, ") VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+                    {anchor.id, TrustAnchorKindName(anchor.kind), anchor.value, anchor.host_group,
+                     anchor.description, anchor.created_by, now})
+          .status();
+    });
+  }
+
+  Status RemoveTrustAnchor(std::string_view id, const AuditRecord* audit) override {
+    return UpdateOne(audit, "DELETE FROM trust_anchors WHERE id = $1", {id}, "trust anchor");
+  }
+
+  Result<std::vector<TrustAnchor>> ListTrustAnchors() override {
+    AR_ASSIGN_OR_RETURN(std::vector<TrustAnchor> anchors,
+                        GetMany<TrustAnchor>(Sql("SELECT ", kTrustAnchorColumns, " FROM trust_anchors"), {},
+                                             TrustAnchorFromRow));
+    // Kind in enum order, then id in byte order (not the database's collation).
+    std::sort(anchors.begin(), anchors.end(), [](const TrustAnchor& a, const TrustAnchor& b) {
+      return std::tie(a.kind, a.id) < std::tie(b.kind, b.id);
+    });
+    return anchors;
+  }
+
+  Status CreateJitGrant(const JitGrant& grant, const AuditRecord* audit) override {
+    AR_RETURN_IF_ERROR(ValidateJitGrant(grant));
+    AR_ASSIGN_OR_RETURN(std::string scopes, EncodeStringList(grant.scopes));
+    const int64_t now = Now();
+    return Write(audit, [&](SqlConnection& c) -> Status {
+      const Status inserted =
+          c.Exec(Sql("INSERT INTO jit_grants (", kJitGrantColumns,
+                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', NULL, NULL, NULL, NULL)"),
+                 {grant.id, grant.agent_id, scopes, grant.reason, grant.duration_seconds, grant.requested_by, now})
+              .status();
+      if (inserted.code() == common::StatusCode::kFailedPrecondition) {
+        return common::FailedPreconditionError("no agent " + grant.agent_id);
+      }
+      return inserted;
+    });
+  }
+
+  Result<JitGrant> GetJitGrant(std::string_view id) override {
+    return GetOne<JitGrant>(Sql("SELECT ", kJitGrantColumns, " FROM jit_grants WHERE id = $1"), {id},
+                            JitGrantFromRow, "JIT grant");
+  }
+
+  Status DecideJitGrant(std::string_view id, JitStatus decision, std::string_view decided_by,
+                        std::string_view comment, int64_t expires_at, const AuditRecord* audit) override {
+    if (decision != JitStatus::kApproved && decision != JitStatus::kRejected) {
+      return common::InvalidArgumentError("a JIT decision approves or rejects");
+    }
+    AR_RETURN_IF_ERROR(RequireNonEmpty(decided_by, "decided_by"));
+    const internal::SqlParam expiry =
+        decision == JitStatus::kApproved ? internal::SqlParam(expires_at) : internal::SqlParam(nullptr);
+    const int64_t now = Now();
+    return Write(audit, [&](SqlConnection& c) -> Status {
+      AR_ASSIGN_OR_RETURN(SqlResult r,
+                          c.Exec("UPDATE jit_grants SET status = $2, decided_by = $3, decided_at = $4, "
+                                 "comment = $5, expires_at = $6 WHERE id = $1 AND status = 'pending'",
+                                 {id, JitStatusName(decision), decided_by, now, comment, expiry}));
+      if (r.affected == 1) return Status();
+      return ExplainState(c, "SELECT status FROM jit_grants WHERE id = $1", id, "JIT grant", "pending");
+    });
+  }
+
+  Status RevokeJitGrant(std::string_view id, const AuditRecord* audit) override {
+    return Write(audit, [&](SqlConnection& c) -> Status {
+      AR_ASSIGN_OR_RETURN(SqlResult r, c.Exec("UPDATE jit_grants SET status = 'revoked' "
+                                              "WHERE id = $1 AND status IN ('pending', 'approved')",
+                                              {id}));
+      if (r.affected == 1) return Status();
+      return ExplainState(c, "SELECT status FROM jit_grants WHERE id = $1", id, "JIT grant",
+                          "pending or approved");
+    });
+  }
+
+  Result<std::vector<JitGrant>> ListJitGrants(std::string_view agent_id) override {
+    if (agent_id.empty()) {
+      return GetMany<JitGrant>(Sql("SELECT ", kJitGrantColumns, " FROM jit_grants ORDER BY requested_at DESC, id"),
+                               {}, JitGrantFromRow);
+    }
+    return GetMany<JitGrant>(
+        Sql("SELECT ", kJitGrantColumns, " FROM jit_grants WHERE agent_id = $1 ORDER BY requested_at DESC, id"),
+        {agent_id}, JitGrantFromRow);
+  }
+
+  Result<std::vector<JitGrant>> ActiveJitGrants(std::string_view agent_id, int64_t now) override {
+    // The index (agent_id, status, expires_at) answers it in order.
+    return GetMany<JitGrant>(Sql("SELECT ", kJitGrantColumns,
+                                 " FROM jit_grants WHERE agent_id = $1 AND status = 'approved' "
+                                 "AND expires_at > $2 ORDER BY expires_at, id"),
+                             {agent_id, now}, JitGrantFromRow);
+  }
+
+  Result<std::vector<Manifest>> ListManifestsByStatus(ManifestStatus status) override {
+    return GetMany<Manifest>(Sql("SELECT ", kManifestColumns,
+                                 " FROM manifests WHERE status = $1 ORDER BY created_at, agent_id, version"),
+                             {EnumName(status, kManifestStatusNames)}, ManifestFromRow);
+  }
+
+  Result<std::map<std::string, TokenUsage>> TokenUsageByAgent(int64_t since) override {
+    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
+    // Both read the index (agent_id, issued_at); the second also the rows of
+    // the window only, for their scopes.
+    AR_ASSIGN_OR_RETURN(SqlResult totals,
+                        lease->Exec("SELECT agent_id, MAX(issued_at), "
+                                    "COUNT(CASE WHEN issued_at >= $1 THEN 1 END) "
+                                    "FROM issued_tokens GROUP BY agent_id",
+                                    {since}));
+    AR_ASSIGN_OR_RETURN(SqlResult scopes, lease->Exec("SELECT DISTINCT agent_id, scope FROM issued_tokens "
+                                                      "WHERE issued_at >= $1",
+                                                      {since}));
+    std::map<std::string, TokenUsage> usage;
+    for (const SqlRow& row : totals.rows) {
+      TokenUsage& u = usage[row.Text(0)];
+      u.last_issued_at = row.Int(1);
+      u.tokens_since = row.Int(2);
+    }
+    std::map<std::string, std::set<std::string>> seen;
+    for (const SqlRow& row : scopes.rows) {
+      std::set<std::string>& agent_scopes = seen[row.Text(0)];
+      const std::string scope = row.Text(1);
+      for (std::size_t at = 0; at < scope.size();) {
+        std::size_t end = scope.find(' ', at);
+        if (end == std::string::npos) end = scope.size();
+        if (end > at) agent_scopes.insert(scope.substr(at, end - at));
+        at = end + 1;
+      }
+    }
+    for (auto& [agent_id, agent_scopes] : seen) {
+      usage[agent_id].scopes_since.assign(agent_scopes.begin(), agent_scopes.end());
+    }
+    return usage;
+  }
+
+  Result<std::map<std::string, int64_t>> LatestAuditBySubject(std::string_view action,
+                                                              AuditDecision decision) override {
+    return LatestAuditBy(
+        "SELECT subject, MAX(ts) FROM audit_log WHERE action = $1 AND decision = $2 GROUP BY subject", action,
+        decision);
+  }
+
+  Result<std::map<std::string, int64_t>> LatestAuditByActor(std::string_view action,
+                                                            AuditDecision decision) override {
+    return LatestAuditBy(
+        "SELECT actor, MAX(ts) FROM audit_log WHERE action = $1 AND decision = $2 GROUP BY actor", action,
+        decision);
+  }
+
+  Result<std::vector<AuditEntry>> AuditByAction(std::string_view action, std::size_t limit) override {
+    const int64_t n = static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max()));
+    return GetMany<AuditEntry>(
+        Sql("SELECT ", kAuditColumns, " FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT $2"),
+        {action, n}, AuditFromRow);
   }
 
  private:
@@ -1063,11 +1367,17 @@ class SqlStore final : public Store {
   }
 
   // Runs `fn` in a write transaction; appends `audit` (when not null) in the
-  // same transaction, after taking the audit chain lock first.
+  // same transaction, after taking the audit chain lock first. `lock_chain`
+  // takes that lock even without a record: it serializes the write with
+  // every audited one on PostgreSQL (SQLite: already one writer).
   template <typename Fn>
   Status Write(const AuditRecord* audit, Fn&& fn) {
+    return Write(audit, /*lock_chain=*/false, std::forward<Fn>(fn));
+  }
+  template <typename Fn>
+  Status Write(const AuditRecord* audit, bool lock_chain, Fn&& fn) {
     if (audit != nullptr) AR_RETURN_IF_ERROR(ValidateAuditRecord(*audit));
-    return Transact(audit != nullptr, [&](SqlConnection& c, bool&) -> Status {
+    return Transact(audit != nullptr || lock_chain, [&](SqlConnection& c, bool&) -> Status {
       AR_RETURN_IF_ERROR(fn(c));
       if (audit != nullptr) AR_RETURN_IF_ERROR(AppendLocked(c, *audit).status());
       return Status();
@@ -1148,8 +1458,9 @@ class SqlStore final : public Store {
   }
 
   Status UpdateOne(const AuditRecord* audit, std::string_view sql,
-                   std::initializer_list<internal::SqlParam> params, std::string_view what) {
-    return Write(audit, [&](SqlConnection& c) -> Status {
+                   std::initializer_list<internal::SqlParam> params, std::string_view what,
+                   bool lock_chain = false) {
+    return Write(audit, lock_chain, [&](SqlConnection& c) -> Status {
       AR_ASSIGN_OR_RETURN(SqlResult r, c.Exec(sql, params));
       if (r.affected != 1) return common::NotFoundError("no such " + std::string(what));
       return Status();
@@ -1167,20 +1478,39 @@ class SqlStore final : public Store {
     return count;
   }
 
-  Result<int64_t> RevokeWhere(std::string_view column, std::string_view value,
-                              const AuditRecord* audit) {
-    // `column` is one of two constants, never caller input.
-    const std::string sql = "UPDATE issued_tokens SET revoked_at = $2 WHERE " +
-                            std::string(column) + " = $1 AND revoked_at IS NULL";
+  // The outstanding tokens of one agent or host: `sql` is one of these two.
+  static constexpr std::string_view kTokensOfAgent =
+      "UPDATE issued_tokens SET revoked_at = $2 WHERE agent_id = $1 AND revoked_at IS NULL";
+  static constexpr std::string_view kTokensOfHost =
+      "UPDATE issued_tokens SET revoked_at = $2 WHERE host_id = $1 AND revoked_at IS NULL";
+
+  // Inside a write transaction: stamps revoked_at; returns how many.
+  static Result<int64_t> RevokeTokensIn(SqlConnection& c, std::string_view sql, std::string_view value,
+                                        int64_t now) {
+    AR_ASSIGN_OR_RETURN(SqlResult r, c.Exec(sql, {value, now}));
+    return r.affected;
+  }
+
+  Result<int64_t> RevokeWhere(std::string_view sql, std::string_view value, const AuditRecord* audit) {
     const int64_t now = Now();
     int64_t count = 0;
     const Status written = Write(audit, [&](SqlConnection& c) -> Status {
-      AR_ASSIGN_OR_RETURN(SqlResult r, c.Exec(sql, {value, now}));
-      count = r.affected;
+      AR_ASSIGN_OR_RETURN(count, RevokeTokensIn(c, sql, value, now));
       return Status();
     });
     if (!written.ok()) return written;
     return count;
+  }
+
+  // `sql`: "SELECT <key>, MAX(ts) FROM audit_log WHERE action = $1 AND
+  // decision = $2 GROUP BY <key>", read from a covering index.
+  Result<std::map<std::string, int64_t>> LatestAuditBy(std::string_view sql, std::string_view action,
+                                                       AuditDecision decision) {
+    AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
+    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec(sql, {action, AuditDecisionName(decision)}));
+    std::map<std::string, int64_t> latest;
+    for (const SqlRow& row : r.rows) latest[row.Text(0)] = row.Int(1);
+    return latest;
   }
 
   Result<WindowCount> CountWindow(std::string_view sql, std::initializer_list<internal::SqlParam> params) {
@@ -1278,6 +1608,13 @@ std::string_view AgentStatusName(AgentStatus status) { return EnumName(status, k
 std::string_view ManifestStatusName(ManifestStatus status) {
   return EnumName(status, kManifestStatusNames);
 }
+std::string_view TrustAnchorKindName(TrustAnchorKind kind) { return EnumName(kind, kTrustAnchorKindNames); }
+Result<TrustAnchorKind> ParseTrustAnchorKind(std::string_view name) {
+  auto kind = ParseEnum(name, kTrustAnchorKindNames, "trust anchor kind");
+  if (!kind.ok()) return common::InvalidArgumentError("unknown trust anchor kind \"" + std::string(name) + "\"");
+  return kind;
+}
+std::string_view JitStatusName(JitStatus status) { return EnumName(status, kJitStatusNames); }
 
 int Store::LatestSchemaVersion() { return internal::LatestVersion(); }
 

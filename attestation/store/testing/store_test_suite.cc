@@ -1428,4 +1428,552 @@ TEST_P(StoreConformanceTest, SigkillMidWriteLosesNoReturnedTokenAndNoNonceTwice)
   RecordProperty("audit_records", static_cast<int>(report.records_verified));
 }
 
+
+// ---- governance (issue 6) ------------------------------------------------------------------
+
+namespace {
+
+// Issues a token to `agent` on `host` at the store clock's now.
+void Issue(Store& store, const std::string& jti, const std::string& agent, const std::string& host,
+           int64_t now, const std::string& scope = "crm.read") {
+  TokenRecord t = MakeToken(jti, "req-" + jti, agent, host, now);
+  t.scope = scope;
+  auto issued = store.IssueToken(t, Audit("token.issue", agent, AuditDecision::kAllow));
+  ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  ASSERT_TRUE(issued->created);
+}
+
+void ExpectChainVerifies(Store& store, int64_t expected_records) {
+  auto exported = store.ExportAudit(0, std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  const AuditChainReport report = VerifyAuditChain(exported->jsonl);
+  EXPECT_TRUE(report.status.ok()) << report.status.ToString();
+  EXPECT_EQ(report.records_verified, expected_records);
+}
+
+std::vector<std::string> Ids(const std::vector<JitGrant>& grants) {
+  std::vector<std::string> ids;
+  for (const JitGrant& g : grants) ids.push_back(g.id);
+  return ids;
+}
+
+JitGrant MakeGrant(const std::string& id, const std::string& agent) {
+  JitGrant g;
+  g.id = id;
+  g.agent_id = agent;
+  g.scopes = {"crm.admin", "crm.export"};
+  g.reason = "incident 42";
+  g.duration_seconds = 3600;
+  g.requested_by = "alice";
+  return g;
+}
+
+}  // namespace
+
+TEST_P(StoreConformanceTest, SetOperatorCertFingerprintReplacesAndClears) {
+  AR_ASSERT_OK(store_->CreateOperator(MakeOperator("alice", {Role::kOwner}), nullptr));
+  AR_ASSERT_OK(store_->CreateOperator(MakeOperator("bob", {Role::kOwner}), nullptr));
+  AuditRecord audit = Audit("operator.cert", "alice");
+  AR_ASSERT_OK(store_->SetOperatorCertFingerprint("alice", "sha256:alice-2", &audit));
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+  // The previous certificate is refused from then on.
+  AR_EXPECT_CODE(store_->GetOperatorByCertFingerprint("sha256:alice").status(), StatusCode::kNotFound);
+  auto by_new = store_->GetOperatorByCertFingerprint("sha256:alice-2");
+  ASSERT_TRUE(by_new.ok()) << by_new.status().ToString();
+  EXPECT_EQ(by_new->id, "alice");
+
+  AR_EXPECT_CODE(store_->SetOperatorCertFingerprint("bob", "sha256:alice-2", &audit), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetOperator("bob")->client_cert_fingerprint, "sha256:bob");
+  AR_EXPECT_CODE(store_->SetOperatorCertFingerprint("nobody", "sha256:x", &audit), StatusCode::kNotFound);
+  EXPECT_EQ(store_->AuditHead()->seq, 1);  // refused changes append nothing
+
+  // Cleared: no certificate at all; two cleared operators do not collide.
+  AR_ASSERT_OK(store_->SetOperatorCertFingerprint("alice", "", nullptr));
+  AR_ASSERT_OK(store_->SetOperatorCertFingerprint("bob", "", nullptr));
+  EXPECT_TRUE(store_->GetOperator("alice")->client_cert_fingerprint.empty());
+  AR_EXPECT_CODE(store_->GetOperatorByCertFingerprint("sha256:alice-2").status(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, DisableOperatorSuspendsTheAgentsWhoseLastActiveOwnerItWas) {
+  ASSERT_TRUE(store_->CreateHost(MakeHost("host-1", 1), nullptr).ok());
+  for (const char* id : {"alice", "bob", "carol"}) {
+    AR_ASSERT_OK(store_->CreateOperator(MakeOperator(id, {Role::kOwner}), nullptr));
+  }
+  AR_ASSERT_OK(store_->SetOperatorStatus("carol", OperatorStatus::kDisabled, nullptr));
+  const std::string td = kTrustDomain;
+  // only-alice: alice's alone; with-bob: bob stays active; with-carol: carol
+  // is disabled already; was-suspended, was-retired: not active; bobs: not alice's.
+  for (const auto& [name, owners] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"only-alice", {"alice"}},
+           {"with-bob", {"alice", "bob"}},
+           {"with-carol", {"carol", "alice"}},
+           {"was-suspended", {"alice"}},
+           {"was-retired", {"alice"}},
+           {"bobs", {"bob"}}}) {
+    AR_ASSERT_OK(store_->CreateAgent(MakeAgent(name, owners, "host-1"), nullptr));
+  }
+  const int64_t t0 = clock_.NowUnixSeconds();
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t-only", td + "only-alice", "host-1", t0));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t-only-2", td + "only-alice", "host-1", t0));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t-bob", td + "with-bob", "host-1", t0));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t-carol", td + "with-carol", "host-1", t0));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t-bobs", td + "bobs", "host-1", t0));
+  AR_ASSERT_OK(store_->SetAgentStatus(td + "was-suspended", AgentStatus::kSuspended, nullptr));
+  AR_ASSERT_OK(store_->SetAgentStatus(td + "was-retired", AgentStatus::kRetired, nullptr));
+  ASSERT_EQ(store_->AuditHead()->seq, 5);
+
+  clock_.Advance(std::chrono::seconds(30));
+  AuditRecord audit = Audit("operator.disable", "alice");
+  audit.actor = "ops-dora";
+  auto suspended = store_->DisableOperator("alice", audit);
+  ASSERT_TRUE(suspended.ok()) << suspended.status().ToString();
+  EXPECT_EQ(*suspended, (std::vector<std::string>{td + "only-alice", td + "with-carol"}));
+  const int64_t t1 = t0 + 30;
+
+  EXPECT_EQ(store_->GetOperator("alice")->status, OperatorStatus::kDisabled);
+  auto expect_agent = [&](const std::string& name, AgentStatus status, int64_t updated_at) {
+    auto agent = store_->GetAgent(td + name);
+    ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+    EXPECT_EQ(agent->status, status) << name;
+    EXPECT_EQ(agent->updated_at, updated_at) << name;
+  };
+  expect_agent("only-alice", AgentStatus::kSuspended, t1);
+  expect_agent("with-carol", AgentStatus::kSuspended, t1);
+  expect_agent("with-bob", AgentStatus::kActive, t0);
+  expect_agent("was-suspended", AgentStatus::kSuspended, t0);  // not touched
+  expect_agent("was-retired", AgentStatus::kRetired, t0);
+  expect_agent("bobs", AgentStatus::kActive, t0);
+  EXPECT_EQ(store_->GetToken("t-only")->revoked_at, t1);
+  EXPECT_EQ(store_->GetToken("t-only-2")->revoked_at, t1);
+  EXPECT_EQ(store_->GetToken("t-carol")->revoked_at, t1);
+  EXPECT_FALSE(store_->IsTokenRevoked("t-bob").value_or(true));
+  EXPECT_FALSE(store_->IsTokenRevoked("t-bobs").value_or(true));
+
+  // `audit`, then one record per suspended agent, in order; the chain holds.
+  auto records = store_->AuditByAction("agent.suspend", 10);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].seq, 8);
+  EXPECT_EQ((*records)[0].record.subject, td + "with-carol");
+  EXPECT_EQ((*records)[1].seq, 7);
+  const AuditRecord& first = (*records)[1].record;
+  EXPECT_EQ(first.actor, "ops-dora");
+  EXPECT_EQ(first.subject, td + "only-alice");
+  EXPECT_EQ(first.decision, AuditDecision::kInfo);
+  EXPECT_EQ(first.reasons, (std::vector<std::string>{"no_active_owner"}));
+  EXPECT_EQ(first.details, (Json{{"disabled_owner", "alice"}}));
+  auto disable = store_->AuditByAction("operator.disable", 10);
+  ASSERT_TRUE(disable.ok());
+  ASSERT_EQ(disable->size(), 1u);
+  EXPECT_EQ((*disable)[0].seq, 6);
+  EXPECT_EQ((*disable)[0].record.actor, "ops-dora");
+  ASSERT_NO_FATAL_FAILURE(ExpectChainVerifies(*store_, 8));
+
+  // Errors append nothing and change nothing.
+  AR_EXPECT_CODE(store_->DisableOperator("alice", audit).status(), StatusCode::kFailedPrecondition);
+  AR_EXPECT_CODE(store_->DisableOperator("nobody", audit).status(), StatusCode::kNotFound);
+  AuditRecord bad = audit;
+  bad.actor.clear();
+  AR_EXPECT_CODE(store_->DisableOperator("bob", bad).status(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetOperator("bob")->status, OperatorStatus::kActive);
+  EXPECT_EQ(store_->AuditHead()->seq, 8);
+
+  // Now bob is the last active owner of with-bob (and of bobs).
+  auto second = store_->DisableOperator("bob", audit);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*second, (std::vector<std::string>{td + "bobs", td + "with-bob"}));
+  EXPECT_TRUE(store_->IsTokenRevoked("t-bob").value_or(false));
+  ASSERT_NO_FATAL_FAILURE(ExpectChainVerifies(*store_, 11));
+
+  // An operator owning nothing: disabled, nothing suspended, one record.
+  AR_ASSERT_OK(store_->CreateOperator(MakeOperator("erin", {Role::kAuditor}), nullptr));
+  auto none = store_->DisableOperator("erin", audit);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(store_->AuditHead()->seq, 12);
+}
+
+TEST_P(StoreConformanceTest, SetAgentStatusRevokesTokensAndRetiredIsFinal) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  const int64_t t0 = clock_.NowUnixSeconds();
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t1", agent_id, host_id, t0));
+  clock_.Advance(std::chrono::seconds(5));
+  AuditRecord audit = Audit("agent.suspend", agent_id);
+  AR_ASSERT_OK(store_->SetAgentStatus(agent_id, AgentStatus::kSuspended, &audit));
+  EXPECT_EQ(store_->GetToken("t1")->revoked_at, t0 + 5);
+  EXPECT_EQ(store_->AuditHead()->seq, 2);
+
+  // UpdateAgent leaves the status alone, whatever the struct says.
+  Agent agent = *store_->GetAgent(agent_id);
+  agent.status = AgentStatus::kActive;
+  agent.allowed_scopes = {"crm.read"};
+  AR_ASSERT_OK(store_->UpdateAgent(agent, nullptr));
+  EXPECT_EQ(store_->GetAgent(agent_id)->status, AgentStatus::kSuspended);
+  EXPECT_EQ(store_->GetAgent(agent_id)->allowed_scopes, (std::vector<std::string>{"crm.read"}));
+
+  // Resumed: tokens issued from then on are not touched by the resume.
+  AR_ASSERT_OK(store_->SetAgentStatus(agent_id, AgentStatus::kActive, nullptr));
+  EXPECT_EQ(store_->GetAgent(agent_id)->status, AgentStatus::kActive);
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "t2", agent_id, host_id, t0 + 5));
+  AR_ASSERT_OK(store_->SetAgentStatus(agent_id, AgentStatus::kActive, nullptr));
+  EXPECT_FALSE(store_->IsTokenRevoked("t2").value_or(true));
+
+  clock_.Advance(std::chrono::seconds(5));
+  AR_ASSERT_OK(store_->SetAgentStatus(agent_id, AgentStatus::kRetired, nullptr));
+  EXPECT_EQ(store_->GetToken("t2")->revoked_at, t0 + 10);
+  EXPECT_EQ(store_->GetToken("t1")->revoked_at, t0 + 5);  // the first stamp stays
+  const int64_t head = store_->AuditHead()->seq;
+  for (AgentStatus status : {AgentStatus::kActive, AgentStatus::kSuspended, AgentStatus::kRetired}) {
+    AR_EXPECT_CODE(store_->SetAgentStatus(agent_id, status, &audit), StatusCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(store_->GetAgent(agent_id)->status, AgentStatus::kRetired);
+  EXPECT_EQ(store_->GetAgent(agent_id)->updated_at, t0 + 10);
+  EXPECT_EQ(store_->AuditHead()->seq, head);
+  AR_EXPECT_CODE(store_->SetAgentStatus(kTrustDomain + std::string("ghost"), AgentStatus::kSuspended, nullptr),
+                 StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, RevokeHostRevokesTheHostsTokens) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  ASSERT_TRUE(store_->CreateHost(MakeHost("host-2", 100), nullptr).ok());
+  const int64_t t0 = clock_.NowUnixSeconds();
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "a", agent_id, host_id, t0));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "b", agent_id, host_id, t0));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "c", agent_id, "host-2", t0));
+  AR_ASSERT_OK(store_->RevokeToken("b", nullptr));
+  clock_.Advance(std::chrono::seconds(9));
+  AuditRecord audit = Audit("host.revoke", host_id);
+  AR_ASSERT_OK(store_->RevokeHost(host_id, &audit));
+  EXPECT_EQ(store_->GetToken("a")->revoked_at, t0 + 9);
+  EXPECT_EQ(store_->GetToken("b")->revoked_at, t0);  // revoked before: unchanged
+  EXPECT_FALSE(store_->IsTokenRevoked("c").value_or(true));
+  EXPECT_EQ(store_->GetHost(host_id)->status, HostStatus::kRevoked);
+  // A refused revocation revokes nothing.
+  AR_EXPECT_CODE(store_->RevokeHost("nope", nullptr), StatusCode::kNotFound);
+  AR_EXPECT_CODE(store_->RevokeHost(host_id, nullptr), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(store_->IsTokenRevoked("c").value_or(true));
+}
+
+TEST_P(StoreConformanceTest, TrustAnchors) {
+  const std::string pin(64, 'a');
+  TrustAnchor ca{"ca-01", TrustAnchorKind::kManufacturerCa,
+                 "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "", "CN=Vendor EK CA", "alice"};
+  TrustAnchor ek{"ek-" + pin.substr(0, 8), TrustAnchorKind::kEkPin, pin, "lab", "bench host", "alice"};
+  TrustAnchor group{"group-web", TrustAnchorKind::kAutoApprove, "", "web", "", "bob"};
+  TrustAnchor ca0 = ca;
+  ca0.id = "ca-00";
+  AuditRecord audit = Audit("trust_anchor.add", "x");
+  for (const TrustAnchor* a : {&group, &ek, &ca, &ca0}) AR_ASSERT_OK(store_->AddTrustAnchor(*a, &audit));
+  EXPECT_EQ(store_->AuditHead()->seq, 4);
+
+  auto list = store_->ListTrustAnchors();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 4u);
+  EXPECT_EQ((*list)[0].id, "ca-00");
+  EXPECT_EQ((*list)[1].id, "ca-01");
+  EXPECT_EQ((*list)[2].id, ek.id);
+  EXPECT_EQ((*list)[3].id, "group-web");
+  const TrustAnchor& got_ca = (*list)[1];
+  EXPECT_EQ(got_ca.kind, TrustAnchorKind::kManufacturerCa);
+  EXPECT_EQ(got_ca.value, ca.value);
+  EXPECT_EQ(got_ca.description, "CN=Vendor EK CA");
+  EXPECT_EQ(got_ca.created_by, "alice");
+  EXPECT_EQ(got_ca.created_at, clock_.NowUnixSeconds());
+  EXPECT_EQ((*list)[2].host_group, "lab");
+  EXPECT_EQ((*list)[3].kind, TrustAnchorKind::kAutoApprove);
+  EXPECT_EQ((*list)[3].host_group, "web");
+
+  AR_EXPECT_CODE(store_->AddTrustAnchor(ca, &audit), StatusCode::kAlreadyExists);
+  TrustAnchor bad = group;
+  bad.id = "group-none";
+  bad.host_group.clear();
+  AR_EXPECT_CODE(store_->AddTrustAnchor(bad, &audit), StatusCode::kInvalidArgument);
+  bad = ek;
+  bad.id = "ek-upper";
+  bad.value = std::string(64, 'A');
+  AR_EXPECT_CODE(store_->AddTrustAnchor(bad, &audit), StatusCode::kInvalidArgument);
+  bad.value = std::string(62, 'a');
+  AR_EXPECT_CODE(store_->AddTrustAnchor(bad, &audit), StatusCode::kInvalidArgument);
+  bad.value = std::string(63, 'a') + "g";
+  AR_EXPECT_CODE(store_->AddTrustAnchor(bad, &audit), StatusCode::kInvalidArgument);
+  bad.value = std::string(66, 'a');
+  AR_EXPECT_CODE(store_->AddTrustAnchor(bad, &audit), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AuditHead()->seq, 4);
+
+  AR_ASSERT_OK(store_->RemoveTrustAnchor("ca-01", &audit));
+  AR_EXPECT_CODE(store_->RemoveTrustAnchor("ca-01", &audit), StatusCode::kNotFound);
+  EXPECT_EQ(store_->AuditHead()->seq, 5);
+  EXPECT_EQ(store_->ListTrustAnchors()->size(), 3u);
+
+  for (TrustAnchorKind kind : {TrustAnchorKind::kManufacturerCa, TrustAnchorKind::kEkPin, TrustAnchorKind::kAutoApprove}) {
+    EXPECT_EQ(ParseTrustAnchorKind(TrustAnchorKindName(kind)).value_or(TrustAnchorKind::kAutoApprove), kind);
+  }
+  AR_EXPECT_CODE(ParseTrustAnchorKind("ek").status(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, JitGrantDecisionsAndRevocations) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  AuditRecord audit = Audit("jit.request", agent_id);
+  const int64_t t0 = clock_.NowUnixSeconds();
+  AR_ASSERT_OK(store_->CreateJitGrant(MakeGrant("g1", agent_id), &audit));
+  auto g1 = store_->GetJitGrant("g1");
+  ASSERT_TRUE(g1.ok()) << g1.status().ToString();
+  EXPECT_EQ(g1->agent_id, agent_id);
+  EXPECT_EQ(g1->scopes, (std::vector<std::string>{"crm.admin", "crm.export"}));
+  EXPECT_EQ(g1->reason, "incident 42");
+  EXPECT_EQ(g1->duration_seconds, 3600);
+  EXPECT_EQ(g1->requested_by, "alice");
+  EXPECT_EQ(g1->requested_at, t0);
+  EXPECT_EQ(g1->status, JitStatus::kPending);
+  EXPECT_TRUE(g1->decided_by.empty());
+  EXPECT_EQ(g1->expires_at, 0);
+
+  // Refused requests.
+  AR_EXPECT_CODE(store_->CreateJitGrant(MakeGrant("g1", agent_id), &audit), StatusCode::kAlreadyExists);
+  AR_EXPECT_CODE(store_->CreateJitGrant(MakeGrant("gx", kTrustDomain + std::string("ghost")), &audit),
+                 StatusCode::kFailedPrecondition);
+  JitGrant bad = MakeGrant("gx", agent_id);
+  bad.scopes.clear();
+  AR_EXPECT_CODE(store_->CreateJitGrant(bad, &audit), StatusCode::kInvalidArgument);
+  bad = MakeGrant("gx", agent_id);
+  bad.reason.clear();
+  AR_EXPECT_CODE(store_->CreateJitGrant(bad, &audit), StatusCode::kInvalidArgument);
+  bad = MakeGrant("gx", agent_id);
+  bad.duration_seconds = 0;
+  AR_EXPECT_CODE(store_->CreateJitGrant(bad, &audit), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AuditHead()->seq, 1);
+  AR_EXPECT_CODE(store_->GetJitGrant("gx").status(), StatusCode::kNotFound);
+
+  clock_.Advance(std::chrono::seconds(10));
+  AR_ASSERT_OK(store_->CreateJitGrant(MakeGrant("g2", agent_id), nullptr));
+  clock_.Advance(std::chrono::seconds(10));
+  AR_ASSERT_OK(store_->CreateJitGrant(MakeGrant("g3", agent_id), nullptr));
+
+  // Decisions: pending -> approved (expiry stored) / rejected (no expiry).
+  AR_EXPECT_CODE(store_->DecideJitGrant("g1", JitStatus::kRevoked, "rita", "", t0 + 100, &audit),
+                 StatusCode::kInvalidArgument);
+  AR_ASSERT_OK(store_->DecideJitGrant("g1", JitStatus::kApproved, "rita", "ok for the incident", t0 + 3620, &audit));
+  g1 = store_->GetJitGrant("g1");
+  EXPECT_EQ(g1->status, JitStatus::kApproved);
+  EXPECT_EQ(g1->decided_by, "rita");
+  EXPECT_EQ(g1->decided_at, t0 + 20);
+  EXPECT_EQ(g1->comment, "ok for the incident");
+  EXPECT_EQ(g1->expires_at, t0 + 3620);
+  AR_ASSERT_OK(store_->DecideJitGrant("g2", JitStatus::kRejected, "rita", "no", t0 + 3620, nullptr));
+  EXPECT_EQ(store_->GetJitGrant("g2")->status, JitStatus::kRejected);
+  EXPECT_EQ(store_->GetJitGrant("g2")->expires_at, 0);
+  AR_EXPECT_CODE(store_->DecideJitGrant("g1", JitStatus::kRejected, "rita", "", 0, &audit),
+                 StatusCode::kFailedPrecondition);
+  AR_EXPECT_CODE(store_->DecideJitGrant("g2", JitStatus::kApproved, "rita", "", t0 + 99, &audit),
+                 StatusCode::kFailedPrecondition);
+  AR_EXPECT_CODE(store_->DecideJitGrant("nope", JitStatus::kApproved, "rita", "", t0 + 99, &audit),
+                 StatusCode::kNotFound);
+  EXPECT_EQ(store_->AuditHead()->seq, 2);
+
+  // Revocation: approved or pending -> revoked, the decision kept.
+  clock_.Advance(std::chrono::seconds(10));
+  AR_ASSERT_OK(store_->RevokeJitGrant("g1", &audit));
+  g1 = store_->GetJitGrant("g1");
+  EXPECT_EQ(g1->status, JitStatus::kRevoked);
+  EXPECT_EQ(g1->decided_by, "rita");
+  EXPECT_EQ(g1->decided_at, t0 + 20);
+  EXPECT_EQ(g1->expires_at, t0 + 3620);
+  AR_ASSERT_OK(store_->RevokeJitGrant("g3", nullptr));
+  EXPECT_EQ(store_->GetJitGrant("g3")->status, JitStatus::kRevoked);
+  AR_EXPECT_CODE(store_->RevokeJitGrant("g1", &audit), StatusCode::kFailedPrecondition);
+  AR_EXPECT_CODE(store_->RevokeJitGrant("g2", &audit), StatusCode::kFailedPrecondition);
+  AR_EXPECT_CODE(store_->RevokeJitGrant("nope", &audit), StatusCode::kNotFound);
+  AR_EXPECT_CODE(store_->DecideJitGrant("g3", JitStatus::kApproved, "rita", "", t0 + 99, &audit),
+                 StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AuditHead()->seq, 3);
+
+  // Lists: newest request first; per agent or all.
+  AR_ASSERT_OK(store_->CreateAgent(MakeAgent("other-bot", {"alice"}, host_id), nullptr));
+  clock_.Advance(std::chrono::seconds(10));
+  AR_ASSERT_OK(store_->CreateJitGrant(MakeGrant("g4", kTrustDomain + std::string("other-bot")), nullptr));
+  EXPECT_EQ(Ids(*store_->ListJitGrants(agent_id)), (std::vector<std::string>{"g3", "g2", "g1"}));
+  EXPECT_EQ(Ids(*store_->ListJitGrants("")), (std::vector<std::string>{"g4", "g3", "g2", "g1"}));
+  EXPECT_TRUE(store_->ListJitGrants("spiffe://example.org/agent/nobody")->empty());
+  // A grant refers to its agent: no delete.
+  AR_EXPECT_CODE(store_->DeleteAgent(kTrustDomain + std::string("other-bot"), nullptr),
+                 StatusCode::kFailedPrecondition);
+}
+
+TEST_P(StoreConformanceTest, ActiveJitGrantsHonourExpiryAgainstNow) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  AR_ASSERT_OK(store_->CreateAgent(MakeAgent("other-bot", {"alice"}, host_id), nullptr));
+  const std::string other = kTrustDomain + std::string("other-bot");
+  const int64_t t = 1'700'001'000;
+  for (const char* id : {"short", "long", "pending", "rejected", "revoked", "others"}) {
+    AR_ASSERT_OK(store_->CreateJitGrant(MakeGrant(id, std::string(id) == "others" ? other : agent_id), nullptr));
+  }
+  AR_ASSERT_OK(store_->DecideJitGrant("short", JitStatus::kApproved, "rita", "", t, nullptr));
+  AR_ASSERT_OK(store_->DecideJitGrant("long", JitStatus::kApproved, "rita", "", t + 500, nullptr));
+  AR_ASSERT_OK(store_->DecideJitGrant("rejected", JitStatus::kRejected, "rita", "", t + 500, nullptr));
+  AR_ASSERT_OK(store_->DecideJitGrant("revoked", JitStatus::kApproved, "rita", "", t + 500, nullptr));
+  AR_ASSERT_OK(store_->RevokeJitGrant("revoked", nullptr));
+  AR_ASSERT_OK(store_->DecideJitGrant("others", JitStatus::kApproved, "rita", "", t + 500, nullptr));
+
+  // `now`, not the store clock, decides; expires_at itself is expired.
+  EXPECT_EQ(Ids(*store_->ActiveJitGrants(agent_id, t - 1)), (std::vector<std::string>{"short", "long"}));
+  EXPECT_EQ(Ids(*store_->ActiveJitGrants(agent_id, t)), (std::vector<std::string>{"long"}));
+  EXPECT_EQ(Ids(*store_->ActiveJitGrants(agent_id, t + 499)), (std::vector<std::string>{"long"}));
+  EXPECT_TRUE(store_->ActiveJitGrants(agent_id, t + 500)->empty());
+  EXPECT_EQ(Ids(*store_->ActiveJitGrants(other, t)), (std::vector<std::string>{"others"}));
+  EXPECT_TRUE(store_->ActiveJitGrants("spiffe://example.org/agent/nobody", t)->empty());
+  EXPECT_EQ(store_->ActiveJitGrants(agent_id, t)->at(0).scopes, (std::vector<std::string>{"crm.admin", "crm.export"}));
+}
+
+TEST_P(StoreConformanceTest, ListManifestsByStatusIsTheReviewQueue) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  AR_ASSERT_OK(store_->CreateOperator(MakeOperator("rita", {Role::kReviewer}), nullptr));
+  AR_ASSERT_OK(store_->CreateAgent(MakeAgent("a-bot", {"alice"}, host_id), nullptr));
+  const std::string a_bot = kTrustDomain + std::string("a-bot");
+  ASSERT_TRUE(store_->AddManifest(agent_id, Json{{"model_id", "1"}}, nullptr).ok());  // crm-bot v1
+  clock_.Advance(std::chrono::seconds(5));
+  ASSERT_TRUE(store_->AddManifest(a_bot, Json{{"model_id", "2"}}, nullptr).ok());  // a-bot v1
+  clock_.Advance(std::chrono::seconds(5));
+  ASSERT_TRUE(store_->AddManifest(agent_id, Json{{"model_id", "3"}}, nullptr).ok());  // crm-bot v2
+  AR_ASSERT_OK(store_->ReviewManifest(agent_id, 1, ManifestStatus::kApproved, "rita", "", nullptr));
+
+  auto pending = store_->ListManifestsByStatus(ManifestStatus::kPending);
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].agent_id, a_bot);  // oldest first, not by agent id
+  EXPECT_EQ((*pending)[1].agent_id, agent_id);
+  EXPECT_EQ((*pending)[1].version, 2);
+  EXPECT_EQ((*pending)[1].content, (Json{{"model_id", "3"}}));
+  auto approved = store_->ListManifestsByStatus(ManifestStatus::kApproved);
+  ASSERT_TRUE(approved.ok());
+  ASSERT_EQ(approved->size(), 1u);
+  EXPECT_EQ((*approved)[0].reviewer_id, "rita");
+  EXPECT_TRUE(store_->ListManifestsByStatus(ManifestStatus::kRejected)->empty());
+}
+
+TEST_P(StoreConformanceTest, TokenUsageByAgent) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  AR_ASSERT_OK(store_->CreateAgent(MakeAgent("old-bot", {"alice"}, host_id), nullptr));
+  AR_ASSERT_OK(store_->CreateAgent(MakeAgent("idle-bot", {"alice"}, host_id), nullptr));
+  const std::string old_bot = kTrustDomain + std::string("old-bot");
+  const int64_t t = 1'700'000'000;
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "o1", old_bot, host_id, t - 100, "crm.read"));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "c0", agent_id, host_id, t - 1, "crm.delete"));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "c1", agent_id, host_id, t, "crm.write crm.read"));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "c2", agent_id, host_id, t + 10, "crm.read"));
+  ASSERT_NO_FATAL_FAILURE(Issue(*store_, "c3", agent_id, host_id, t + 20, "mail.send crm.read"));
+  AR_ASSERT_OK(store_->RevokeToken("c3", nullptr));  // revoked tokens still count
+
+  auto usage = store_->TokenUsageByAgent(t);
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  ASSERT_EQ(usage->size(), 2u);  // idle-bot has no token: absent
+  const TokenUsage& crm = usage->at(agent_id);
+  EXPECT_EQ(crm.last_issued_at, t + 20);
+  EXPECT_EQ(crm.tokens_since, 3);  // issued_at >= since
+  EXPECT_EQ(crm.scopes_since, (std::vector<std::string>{"crm.read", "crm.write", "mail.send"}));
+  const TokenUsage& old = usage->at(old_bot);
+  EXPECT_EQ(old.last_issued_at, t - 100);
+  EXPECT_EQ(old.tokens_since, 0);
+  EXPECT_TRUE(old.scopes_since.empty());
+
+  usage = store_->TokenUsageByAgent(t + 11);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->at(agent_id).tokens_since, 1);
+  EXPECT_EQ(usage->at(agent_id).scopes_since, (std::vector<std::string>{"crm.read", "mail.send"}));
+}
+
+TEST_P(StoreConformanceTest, AuditReadsByActionSubjectAndActor) {
+  // (actor, action, subject, decision), one second apart.
+  struct Rec {
+    const char* actor;
+    const char* action;
+    const char* subject;
+    AuditDecision decision;
+  };
+  const Rec recs[] = {
+      {"host-1", "attest", "agent-a", AuditDecision::kAllow},  // ts t
+      {"host-2", "attest", "agent-b", AuditDecision::kAllow},  // t+1
+      {"host-1", "attest", "agent-a", AuditDecision::kAllow},  // t+2
+      {"host-2", "attest", "agent-a", AuditDecision::kDeny},   // t+3: deny, not counted as allow
+      {"host-1", "token.issue", "agent-c", AuditDecision::kAllow},  // t+4: another action
+      {"host-3", "attest", "agent-c", AuditDecision::kDeny},   // t+5
+  };
+  const int64_t t = clock_.NowUnixSeconds();
+  for (const Rec& r : recs) {
+    AuditRecord record = Audit(r.action, r.subject, r.decision);
+    record.actor = r.actor;
+    ASSERT_TRUE(store_->AppendAudit(record).ok());
+    clock_.Advance(std::chrono::seconds(1));
+  }
+  auto by_subject = store_->LatestAuditBySubject("attest", AuditDecision::kAllow);
+  ASSERT_TRUE(by_subject.ok()) << by_subject.status().ToString();
+  EXPECT_EQ(*by_subject, (std::map<std::string, int64_t>{{"agent-a", t + 2}, {"agent-b", t + 1}}));
+  auto denied = store_->LatestAuditBySubject("attest", AuditDecision::kDeny);
+  ASSERT_TRUE(denied.ok());
+  EXPECT_EQ(*denied, (std::map<std::string, int64_t>{{"agent-a", t + 3}, {"agent-c", t + 5}}));
+  auto by_actor = store_->LatestAuditByActor("attest", AuditDecision::kAllow);
+  ASSERT_TRUE(by_actor.ok()) << by_actor.status().ToString();
+  EXPECT_EQ(*by_actor, (std::map<std::string, int64_t>{{"host-1", t + 2}, {"host-2", t + 1}}));
+  EXPECT_TRUE(store_->LatestAuditByActor("enroll", AuditDecision::kAllow)->empty());
+
+  auto latest = store_->AuditByAction("attest", 3);
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  ASSERT_EQ(latest->size(), 3u);
+  EXPECT_EQ((*latest)[0].seq, 6);
+  EXPECT_EQ((*latest)[1].seq, 4);
+  EXPECT_EQ((*latest)[2].seq, 3);
+  EXPECT_EQ((*latest)[0].record.actor, "host-3");
+  EXPECT_EQ((*latest)[0].ts, t + 5);
+  EXPECT_EQ((*latest)[0].record.details, (Json{{"n", 1}}));
+  EXPECT_EQ(store_->AuditByAction("attest", 100)->size(), 5u);
+  EXPECT_TRUE(store_->AuditByAction("attest", 0)->empty());
+  EXPECT_TRUE(store_->AuditByAction("nothing", 10)->empty());
+  auto tokens = store_->AuditByAction("token.issue", std::numeric_limits<std::size_t>::max());
+  ASSERT_TRUE(tokens.ok()) << tokens.status().ToString();
+  ASSERT_EQ(tokens->size(), 1u);
+  EXPECT_EQ((*tokens)[0].seq, 5);
+  // The entries carry the chain's hashes as stored.
+  auto head = store_->AuditHead();
+  EXPECT_EQ((*latest)[0].hash, head->hash);
+}
+
+TEST_P(StoreConformanceTest, InventoryAuditReadsUseTheIndexes) {
+  // The store's own queries, planned on an empty log: SQLite's EXPLAIN QUERY
+  // PLAN; on PostgreSQL (whose planner prefers a scan of a tiny table) with
+  // sequential and bitmap scans off, which shows that the index can answer.
+  auto raw = OpenRaw(db_->uri());
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  const bool sqlite = (*raw)->dialect() == internal::Dialect::kSqlite;
+  if (!sqlite) AR_ASSERT_OK((*raw)->ExecScript("SET enable_seqscan = off; SET enable_bitmapscan = off"));
+  auto plan = [&](const std::string& sql) {
+    auto rows = (*raw)->Exec((sqlite ? "EXPLAIN QUERY PLAN " : "EXPLAIN ") + sql, {});
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    std::string text;
+    if (rows.ok()) {
+      for (const auto& row : rows->rows) text += row.Text(sqlite ? 3 : 0) + "\n";
+    }
+    return text;
+  };
+  const std::string by_subject =
+      plan("SELECT subject, MAX(ts) FROM audit_log WHERE action = 'attest' AND decision = 'allow' GROUP BY subject");
+  EXPECT_NE(by_subject.find(sqlite ? "COVERING INDEX audit_log_by_action_subject" : "Index Only Scan using audit_log_by_action_subject"),
+            std::string::npos)
+      << by_subject;
+  const std::string by_actor =
+      plan("SELECT actor, MAX(ts) FROM audit_log WHERE action = 'attest' AND decision = 'allow' GROUP BY actor");
+  EXPECT_NE(by_actor.find(sqlite ? "COVERING INDEX audit_log_by_action_actor" : "Index Only Scan using audit_log_by_action_actor"),
+            std::string::npos)
+      << by_actor;
+  const std::string by_action = plan("SELECT seq, hash FROM audit_log WHERE action = 'attest' ORDER BY seq DESC LIMIT 10");
+  EXPECT_NE(by_action.find(sqlite ? "INDEX audit_log_by_action " : "Index Scan Backward using audit_log_by_action "),
+            std::string::npos)
+      << by_action;
+  EXPECT_EQ(by_action.find(sqlite ? "TEMP B-TREE" : "Sort"), std::string::npos) << by_action;
+}
+
 }  // namespace agentroot::attestation::store::testing

@@ -37,7 +37,9 @@
 #ifndef AGENTROOT_ATTESTATION_STORE_STORE_H_
 #define AGENTROOT_ATTESTATION_STORE_STORE_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -184,6 +186,56 @@ struct IssueTokenResult {
   int64_t audit_seq = 0;   // seq of the audit record (0 when !created)
 };
 
+// ---- Trust anchors (operator-managed, beside the configuration file's) --------
+
+enum class TrustAnchorKind { kManufacturerCa, kEkPin, kAutoApprove };
+// "manufacturer_ca" | "ek_pin" | "auto_approve"
+std::string_view TrustAnchorKindName(TrustAnchorKind kind);
+common::Result<TrustAnchorKind> ParseTrustAnchorKind(std::string_view name);
+
+struct TrustAnchor {
+  std::string id;  // unique, chosen by the caller ("ca-<hex>", "ek-<hex>", "group-<name>")
+  TrustAnchorKind kind = TrustAnchorKind::kManufacturerCa;
+  // manufacturer_ca: one PEM certificate; ek_pin: lower-case hex SHA-256 of
+  // the EK's marshalled TPM2B_PUBLIC; auto_approve: empty.
+  std::string value;
+  std::string host_group;   // auto_approve: the group (non-empty); ek_pin: the group it may enroll into (empty: any)
+  std::string description;  // e.g. the CA's subject, or an operator's comment
+  std::string created_by;   // operator id
+  int64_t created_at = 0;   // set by the store
+};
+
+// ---- Just-in-time elevations ------------------------------------------------------
+
+enum class JitStatus { kPending, kApproved, kRejected, kRevoked };
+// "pending" | "approved" | "rejected" | "revoked" (expiry is derived from
+// expires_at, never stored: a grant expires by itself).
+std::string_view JitStatusName(JitStatus status);
+
+struct JitGrant {
+  std::string id;  // unique, chosen by the caller (random)
+  std::string agent_id;
+  std::vector<std::string> scopes;  // extra scopes, at least one; stored in this order
+  std::string reason;               // why (non-empty)
+  int64_t duration_seconds = 0;     // > 0: the window length once approved
+  std::string requested_by;         // operator id
+  int64_t requested_at = 0;         // set by the store
+  JitStatus status = JitStatus::kPending;  // set by the store on create
+  std::string decided_by;           // empty while pending
+  int64_t decided_at = 0;
+  std::string comment;              // the decider's
+  int64_t expires_at = 0;           // set when approved (the caller's value); 0 otherwise
+};
+
+// ---- Inventory reads ----------------------------------------------------------------
+
+// An agent's token use (issued_tokens).
+struct TokenUsage {
+  int64_t last_issued_at = 0;               // over all time
+  int64_t tokens_since = 0;                 // issued at >= since
+  std::vector<std::string> scopes_since;    // every scope in those tokens, sorted, unique
+};
+
 // ---- The store -------------------------------------------------------------------
 
 class Store {
@@ -208,7 +260,8 @@ class Store {
 
   // Hosts. CreateHost: ALREADY_EXISTS for a known id or EK; returns the row
   // as stored (pending). ApproveHost: pending -> approved, else
-  // FAILED_PRECONDITION. RevokeHost: pending|approved -> revoked. ReplaceAk
+  // FAILED_PRECONDITION. RevokeHost: pending|approved -> revoked, and the
+  // host's outstanding tokens revoked in the same transaction. ReplaceAk
   // (re-enrollment with a new AK): not on a revoked host; status unchanged.
   virtual common::Result<Host> CreateHost(const Host& host, const AuditRecord* audit) = 0;
   virtual common::Result<Host> GetHost(std::string_view id) = 0;
@@ -231,7 +284,10 @@ class Store {
   virtual common::Result<std::vector<Operator>> ListOperators() = 0;
 
   // Agents. Owners must exist (FAILED_PRECONDITION otherwise). UpdateAgent
-  // replaces every field but id, name and created_at. DeleteAgent fails
+  // replaces every field but id, name, status and created_at.
+  // SetAgentStatus to suspended or retired also revokes the agent's
+  // outstanding tokens in the same transaction; retired is final
+  // (FAILED_PRECONDITION for any change from it). DeleteAgent fails
   // (FAILED_PRECONDITION) once manifests, keys or tokens refer to the agent:
   // retire it instead.
   virtual common::Status CreateAgent(const Agent& agent, const AuditRecord* audit) = 0;
@@ -348,6 +404,67 @@ class Store {
   // ts < to_ts, in seq order and contiguous (so a record with an out-of-order
   // ts from a skewed replica clock inside the range is included).
   virtual common::Result<AuditExport> ExportAudit(int64_t from_ts, int64_t to_ts) = 0;
+
+
+  // ---- Governance (issue 6) -----------------------------------------------------
+
+  // Sets (or, with an empty fingerprint, clears) an operator's client
+  // certificate fingerprint: the previous certificate is refused from then
+  // on. NOT_FOUND for an unknown operator; ALREADY_EXISTS when another
+  // operator has that fingerprint.
+  virtual common::Status SetOperatorCertFingerprint(std::string_view id, std::string_view fingerprint,
+                                                    const AuditRecord* audit) = 0;
+  // Disables an operator and, in the same transaction, suspends every active
+  // agent for which they were the last active owner (revoking those agents'
+  // outstanding tokens), appending `audit` and, per suspended agent, a record
+  // {actor: audit.actor, action "agent.suspend", subject the agent id,
+  // decision info, reasons ["no_active_owner"], details {"disabled_owner": id}}.
+  // Returns the suspended agent ids (sorted). NOT_FOUND for an unknown
+  // operator; FAILED_PRECONDITION when already disabled.
+  virtual common::Result<std::vector<std::string>> DisableOperator(std::string_view id,
+                                                                   const AuditRecord& audit) = 0;
+
+  // Trust anchors. AddTrustAnchor: ALREADY_EXISTS for a known id;
+  // INVALID_ARGUMENT for an auto_approve without host_group or an ek_pin
+  // whose value is not 64 lower-case hex digits. RemoveTrustAnchor:
+  // NOT_FOUND for an unknown id. ListTrustAnchors: ordered by kind, then id.
+  virtual common::Status AddTrustAnchor(const TrustAnchor& anchor, const AuditRecord* audit) = 0;
+  virtual common::Status RemoveTrustAnchor(std::string_view id, const AuditRecord* audit) = 0;
+  virtual common::Result<std::vector<TrustAnchor>> ListTrustAnchors() = 0;
+
+  // JIT grants. CreateJitGrant: FAILED_PRECONDITION for an unknown agent,
+  // ALREADY_EXISTS for a known id, INVALID_ARGUMENT for no scopes, an empty
+  // reason or duration <= 0. DecideJitGrant: `decision` kApproved (stores
+  // `expires_at`) or kRejected (expires_at stays 0); the grant must be
+  // pending (FAILED_PRECONDITION otherwise; NOT_FOUND if unknown).
+  // RevokeJitGrant: pending|approved -> revoked (decided_by/decided_at are
+  // left as they were; FAILED_PRECONDITION from rejected or revoked).
+  virtual common::Status CreateJitGrant(const JitGrant& grant, const AuditRecord* audit) = 0;
+  virtual common::Result<JitGrant> GetJitGrant(std::string_view id) = 0;
+  virtual common::Status DecideJitGrant(std::string_view id, JitStatus decision, std::string_view decided_by,
+                                        std::string_view comment, int64_t expires_at,
+                                        const AuditRecord* audit) = 0;
+  virtual common::Status RevokeJitGrant(std::string_view id, const AuditRecord* audit) = 0;
+  // Every grant of `agent_id` (empty: of all agents), newest request first.
+  virtual common::Result<std::vector<JitGrant>> ListJitGrants(std::string_view agent_id) = 0;
+  // Approved grants of `agent_id` with expires_at > now.
+  virtual common::Result<std::vector<JitGrant>> ActiveJitGrants(std::string_view agent_id, int64_t now) = 0;
+
+  // Manifests of every agent with `status`, oldest first (the review queue).
+  virtual common::Result<std::vector<Manifest>> ListManifestsByStatus(ManifestStatus status) = 0;
+
+  // Inventory reads. TokenUsageByAgent: per agent with at least one token.
+  // LatestAuditBySubject: per subject, the latest ts of records with this
+  // action and decision (e.g. "attest"/allow: an agent's last affirmed
+  // attestation); LatestAuditByActor the same per actor (e.g. a host's).
+  // AuditByAction: the latest `limit` records with `action`, newest first.
+  // All use indexes, not a scan of the whole audit log.
+  virtual common::Result<std::map<std::string, TokenUsage>> TokenUsageByAgent(int64_t since) = 0;
+  virtual common::Result<std::map<std::string, int64_t>> LatestAuditBySubject(std::string_view action,
+                                                                              AuditDecision decision) = 0;
+  virtual common::Result<std::map<std::string, int64_t>> LatestAuditByActor(std::string_view action,
+                                                                            AuditDecision decision) = 0;
+  virtual common::Result<std::vector<AuditEntry>> AuditByAction(std::string_view action, std::size_t limit) = 0;
 
  protected:
   Store() = default;
