@@ -1,5 +1,7 @@
 #include "agentroot/attestation/ek_certificate.h"
 
+#include <ctime>
+
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -8,6 +10,7 @@
 namespace agentroot::attestation {
 
 using common::InvalidArgumentError;
+using common::Status;
 using common::UnauthenticatedError;
 
 namespace {
@@ -112,6 +115,61 @@ Result<EkValidationResult> EkCertificateValidator::Validate(ByteView ek_certific
     out.ek_public_sha256 = common::Sha256(spki);
   }
   return out;
+}
+
+namespace {
+
+int64_t UnixTime(const ASN1_TIME* time) {
+  struct tm tm {};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+Result<CertificateSummary> SummarizeCertificate(const X509* cert) {
+  if (cert == nullptr) return InvalidArgumentError("certificate: missing");
+  CertificateSummary out;
+  out.subject = NameText(X509_get_subject_name(cert));
+  out.issuer = NameText(X509_get_issuer_name(cert));
+  common::BignumPtr serial_bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  if (serial_bn) {
+    char* hex = BN_bn2hex(serial_bn.get());
+    out.serial_hex = hex != nullptr ? hex : "";
+    OPENSSL_free(hex);
+  }
+  out.not_before = UnixTime(X509_get0_notBefore(cert));
+  out.not_after = UnixTime(X509_get0_notAfter(cert));
+  out.is_ca = X509_check_ca(const_cast<X509*>(cert)) == 1;
+  int len = i2d_X509(cert, nullptr);
+  if (len <= 0) return common::OpenSslInternal("certificate: DER");
+  out.der.resize(static_cast<std::size_t>(len));
+  uint8_t* p = out.der.data();
+  i2d_X509(cert, &p);
+  return out;
+}
+
+Status VerifyCertificateChain(const X509* cert, std::string_view roots_pem, int64_t now, bool client_auth) {
+  AR_ASSIGN_OR_RETURN(auto roots, ParsePemCertificates(roots_pem));
+  common::X509StorePtr store(X509_STORE_new());
+  if (!store) return common::OpenSslInternal("chain: X509_STORE_new");
+  for (const auto& root : roots) {
+    if (X509_STORE_add_cert(store.get(), root.get()) != 1) return common::OpenSslInternal("chain: adding root");
+  }
+  common::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), const_cast<X509*>(cert), nullptr) != 1) {
+    return common::OpenSslInternal("chain: verify context");
+  }
+  X509_STORE_CTX_set_time(ctx.get(), 0, static_cast<time_t>(now));
+  if (client_auth && X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT) != 1) {
+    return common::OpenSslInternal("chain: purpose");
+  }
+  if (X509_verify_cert(ctx.get()) != 1) {
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    common::ClearOpenSslErrors();
+    return UnauthenticatedError(std::string("certificate: ") + X509_verify_cert_error_string(err));
+  }
+  return Status::Ok();
 }
 
 }  // namespace agentroot::attestation

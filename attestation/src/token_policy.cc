@@ -42,6 +42,7 @@ Decision DecideToken(const std::optional<HostView>& host, const std::optional<Ag
                      const AttestationResult& ear, const TokenRequestView& request,
                      const std::vector<JitGrantView>& jit_grants, int64_t now, bool rate_limited) {
   Decision d;
+  std::vector<const JitGrantView*> jit_used;  // per JIT scope granted, the grant it came from
   if (!host) {
     Add(d, reason::kHostUnknown);
   } else if (!host->approved) {
@@ -83,12 +84,16 @@ Decision DecideToken(const std::optional<HostView>& host, const std::optional<Ag
         d.scopes.push_back(scope);
         continue;
       }
-      bool granted = std::any_of(jit_grants.begin(), jit_grants.end(), [&](const JitGrantView& g) {
-        return g.scope == scope && g.expires_at > now;
-      });
-      if (granted) {
+      // The grant of this scope that lasts longest.
+      const JitGrantView* best = nullptr;
+      for (const JitGrantView& g : jit_grants) {
+        if (g.scope == scope && g.expires_at > now && (best == nullptr || g.expires_at > best->expires_at)) best = &g;
+      }
+      if (best != nullptr) {
         d.scopes.push_back(scope);
         d.jit_scopes.push_back(scope);
+        jit_used.push_back(best);
+        if (!Contains(d.jit_grant_ids, best->grant_id)) d.jit_grant_ids.push_back(best->grant_id);
       } else {
         Add(d, reason::kScopeNotAllowed);
       }
@@ -100,11 +105,7 @@ Decision DecideToken(const std::optional<HostView>& host, const std::optional<Ag
     } else {
       // A token never outlives the registration nor a JIT grant it uses.
       ttl = std::min(ttl, agent->registration_expires_at - now);
-      for (const std::string& scope : d.jit_scopes) {
-        for (const JitGrantView& g : jit_grants) {
-          if (g.scope == scope && g.expires_at > now) ttl = std::min(ttl, g.expires_at - now);
-        }
-      }
+      for (const JitGrantView* g : jit_used) ttl = std::min(ttl, g->expires_at - now);
       d.ttl = ttl;
     }
   }
@@ -114,6 +115,7 @@ Decision DecideToken(const std::optional<HostView>& host, const std::optional<Ag
   if (!d.allow) {
     d.scopes.clear();
     d.jit_scopes.clear();
+    d.jit_grant_ids.clear();
     d.ttl = 0;
   }
   return d;

@@ -142,13 +142,26 @@ TEST_F(TokenPolicyTest, ScopeAudienceTtl) {
 TEST_F(TokenPolicyTest, JitGrantsAddScopesUntilTheyExpire) {
   request_.scopes = {"crm.read", "crm.export"};
   ExpectDenied(reason::kScopeNotAllowed);
-  grants_ = {{"crm.export", kNow + 120}};
+  grants_ = {{"crm.export", kNow + 120, "jit-1"}};
   Decision d = Decide();
   ASSERT_TRUE(d.allow);
   EXPECT_EQ(d.jit_scopes, std::vector<std::string>{"crm.export"});
   EXPECT_EQ(d.ttl, 120);  // bounded by the grant
-  grants_ = {{"crm.export", kNow}};
+  grants_ = {{"crm.export", kNow, "jit-1"}};
   ExpectDenied(reason::kScopeNotAllowed);
+}
+
+TEST_F(TokenPolicyTest, JitGrantsUsedAreNamedAndTheLongestCounts) {
+  request_.scopes = {"crm.export", "crm.delete", "crm.read"};
+  grants_ = {{"crm.export", kNow + 60, "jit-a"}, {"crm.export", kNow + 200, "jit-b"},
+             {"crm.delete", kNow + 150, "jit-b"}, {"crm.admin", kNow + 900, "jit-c"}};
+  Decision d = Decide();
+  ASSERT_TRUE(d.allow);
+  EXPECT_EQ(d.jit_scopes, (std::vector<std::string>{"crm.export", "crm.delete"}));
+  EXPECT_EQ(d.jit_grant_ids, std::vector<std::string>{"jit-b"});  // the longest grant of each scope, once
+  EXPECT_EQ(d.ttl, 150);  // bounded by the shortest grant used
+  request_.scopes = {"crm.read"};
+  EXPECT_TRUE(Decide().jit_grant_ids.empty());  // no elevation used, none named
 }
 
 TEST_F(TokenPolicyTest, RateLimitAndAllReasonsReported) {

@@ -171,7 +171,11 @@ Result<std::unique_ptr<VerifierCore>> VerifierCore::Create(VerifierConfig config
   if (config.token_rate_per_minute < 1 || config.challenge_rate_per_minute < 1) {
     return common::InvalidArgumentError("verifier config: rate limits must be at least 1 per minute");
   }
-  AR_ASSIGN_OR_RETURN(auto ek_validator, EkCertificateValidator::Create(config.manufacturer_roots_pem));
+  // Manufacturer CAs may also come only from the registry (trust anchors).
+  std::unique_ptr<EkCertificateValidator> ek_validator;
+  if (!config.manufacturer_roots_pem.empty()) {
+    AR_ASSIGN_OR_RETURN(ek_validator, EkCertificateValidator::Create(config.manufacturer_roots_pem));
+  }
   AR_ASSIGN_OR_RETURN(auto keys, MakeIssuerKeys(std::move(issuer_key), previous_issuer_keys));
   return std::unique_ptr<VerifierCore>(
       new VerifierCore(std::move(config), std::move(store), std::move(keys), std::move(ek_validator), clock));
@@ -264,12 +268,27 @@ void VerifierCore::AuditBestEffort(const AuditRecord& record) {
 Result<EnrollChallenge> VerifierCore::Enroll(const EnrollRequest& request) {
   auto ek = TpmPublic::Parse(request.ek_public);
   if (!ek.ok()) return Problem(StatusCode::kInvalidArgument, problem::kEkUntrusted, ek.status().message());
-  auto ek_check = ek_validator_->Validate(request.ek_certificate, request.ek_intermediates_pem, *ek);
-  const std::string host_id = "host-" + common::HexEncode(ByteView(common::Sha256(request.ek_public)).first(8));
+  const Bytes ek_sha256 = common::Sha256(request.ek_public);
+  const std::string host_id = "host-" + common::HexEncode(ByteView(ek_sha256).first(8));
+  // The EK is trusted by its certificate (a manufacturer CA from the
+  // configuration or the registry) or by an operator's pin of its hash.
+  AR_ASSIGN_OR_RETURN(std::vector<store::TrustAnchor> anchors, store_->ListTrustAnchors());
+  const std::string ek_hex = common::HexEncode(ek_sha256);
+  const bool pinned = std::any_of(anchors.begin(), anchors.end(), [&](const store::TrustAnchor& a) {
+    return a.kind == store::TrustAnchorKind::kEkPin && a.value == ek_hex &&
+           (a.host_group.empty() || a.host_group == request.host_group);
+  });
+  Status ek_check = Status::Ok();
+  if (!pinned) {
+    auto validator = CurrentEkValidator(anchors);
+    ek_check = validator.ok()
+                   ? (*validator)->Validate(request.ek_certificate, request.ek_intermediates_pem, *ek).status()
+                   : validator.status();
+  }
   if (!ek_check.ok()) {
     AuditBestEffort(Audit(kActor, "host.enroll", host_id, AuditDecision::kDeny, {std::string(problem::kEkUntrusted)},
-                          {{"detail", ek_check.status().message()}}));
-    return Problem(StatusCode::kUnauthenticated, problem::kEkUntrusted, ek_check.status().message());
+                          {{"detail", ek_check.message()}}));
+    return Problem(StatusCode::kUnauthenticated, problem::kEkUntrusted, ek_check.message());
   }
   auto ak = TpmPublic::Parse(request.ak_public);
   if (!ak.ok()) return Problem(StatusCode::kInvalidArgument, problem::kAkInvalid, ak.status().message());
@@ -284,7 +303,9 @@ Result<EnrollChallenge> VerifierCore::Enroll(const EnrollRequest& request) {
   Json pending = {{"host_id", host_id},
                   {"secret_sha256", common::HexEncode(common::Sha256(secret.Reveal()))},
                   {"ek_public", common::Base64UrlEncode(request.ek_public)},
-                  {"ek_certificate", common::Base64UrlEncode(request.ek_certificate)},
+                  // A pinned EK is trusted by its hash: a certificate that did not chain is not kept.
+                  {"ek_certificate", pinned ? std::string() : common::Base64UrlEncode(request.ek_certificate)},
+                  {"ek_trust", pinned ? "pinned" : "certificate"},
                   {"ak_public", common::Base64UrlEncode(request.ak_public)},
                   {"host_group", request.host_group}};
   store::Nonce nonce;
@@ -341,11 +362,18 @@ Result<ActivationResult> VerifierCore::Activate(std::string_view host_id, std::s
     return result;
   }
   AuditRecord created = Audit(kActor, "host.enroll", host.id, AuditDecision::kAllow, {},
-                              {{"host_group", host.host_group}, {"ak_name", common::HexEncode(host.ak_name)}});
+                              {{"host_group", host.host_group}, {"ak_name", common::HexEncode(host.ak_name)},
+                               {"ek_trust", p.value("ek_trust", "certificate")}});
   AR_RETURN_IF_ERROR(store_->CreateHost(host, &created).status());
   result.status = store::HostStatus::kPending;
-  if (std::find(config_.auto_approve_groups.begin(), config_.auto_approve_groups.end(), host.host_group) !=
-      config_.auto_approve_groups.end()) {
+  AR_ASSIGN_OR_RETURN(std::vector<store::TrustAnchor> anchors, store_->ListTrustAnchors());
+  const bool auto_approve =
+      std::find(config_.auto_approve_groups.begin(), config_.auto_approve_groups.end(), host.host_group) !=
+          config_.auto_approve_groups.end() ||
+      std::any_of(anchors.begin(), anchors.end(), [&](const store::TrustAnchor& a) {
+        return a.kind == store::TrustAnchorKind::kAutoApprove && a.host_group == host.host_group;
+      });
+  if (auto_approve) {
     AuditRecord approve = Audit("auto-approve-rule", "host.approve", host.id, AuditDecision::kAllow, {},
                                 {{"host_group", host.host_group}});
     AR_RETURN_IF_ERROR(store_->ApproveHost(host.id, "auto-approve-rule", &approve));
@@ -619,7 +647,18 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   }
   std::optional<AgentView> agent;
   std::vector<JitGrantView> grants;
+  const std::vector<std::string> requested = ParseScope(request.scope);
   if (auto a = store_->GetAgent(ear->agent_id); a.ok()) {
+    // Just-in-time grants are read only when a requested scope needs one.
+    const bool beyond = std::any_of(requested.begin(), requested.end(), [&](const std::string& scope) {
+      return std::find(a->allowed_scopes.begin(), a->allowed_scopes.end(), scope) == a->allowed_scopes.end();
+    });
+    if (beyond) {
+      AR_ASSIGN_OR_RETURN(std::vector<store::JitGrant> active, store_->ActiveJitGrants(a->id, now));
+      for (const store::JitGrant& g : active) {
+        for (const std::string& scope : g.scopes) grants.push_back(JitGrantView{scope, g.expires_at, g.id});
+      }
+    }
     AgentView v;
     v.id = a->id;
     v.active = a->status == store::AgentStatus::kActive;
@@ -649,7 +688,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   const std::string& attested_jkt = session ? session->tpm_jkt : proof->jkt;
   std::optional<KeyBindingView> key;
   if (auto k = store_->GetAgentKey(ear->jkt); k.ok()) key = KeyBindingView{k->agent_id, k->host_id, k->thumbprint};
-  TokenRequestView view{ParseScope(request.scope), request.audience, request.requested_ttl, attested_jkt};
+  TokenRequestView view{requested, request.audience, request.requested_ttl, attested_jkt};
   AR_ASSIGN_OR_RETURN(int64_t retry_after, TokenRetryAfter(ear->agent_id, now));
   Decision decision = DecideToken(host, agent, manifest, key, *ear, view, grants, now, retry_after > 0);
   if (!decision.allow) {
@@ -675,6 +714,9 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
                  {"aud", request.audience}, {"scope", FormatScope(decision.scopes)}, {"jti", jti},
                  {"iat", now}, {"exp", now + decision.ttl}, {"cnf", {{"jkt", proof->jkt}}},
                  {"agentroot.host", ear->host_id}};
+  // Every use of an elevation is attributable: the token and its audit
+  // record name the grants.
+  if (!decision.jit_grant_ids.empty()) claims["agentroot.jit"] = decision.jit_grant_ids;
   if (session) {
     claims["agentroot.tpm_jkt"] = session->tpm_jkt;
     claims["agentroot.proof_mode"] = "session";
@@ -693,7 +735,7 @@ Result<IssuedToken> VerifierCore::Token(const TokenExchange& request) {
   AuditRecord audit = Audit(ear->agent_id, "token.issue", ear->agent_id, AuditDecision::kAllow, {},
                             {{"jti", jti}, {"host", ear->host_id}, {"jkt", proof->jkt}, {"scope", record.scope},
                              {"audience", record.audience}, {"ttl", decision.ttl},
-                             {"jit_scopes", decision.jit_scopes},
+                             {"jit_scopes", decision.jit_scopes}, {"jit_grants", decision.jit_grant_ids},
                              {"proof_mode", session ? "session" : "tpm"}});
   // Durable before it is handed out (THREATS.md #14). The rate limit is
   // checked again in the same transaction: replicas racing past the count
@@ -767,137 +809,6 @@ Status VerifierCore::Revoke(std::string_view token, std::string_view actor) {
   Status revoked = store_->RevokeToken(jti, &audit);
   if (!revoked.ok() && revoked.code() != StatusCode::kNotFound) return revoked;
   return Status::Ok();
-}
-
-// ---------------------------------------------------------------- governance
-
-Result<store::Operator> VerifierCore::Authenticate(std::string_view fingerprint) {
-  auto op = store_->GetOperatorByCertFingerprint(fingerprint);
-  if (!op.ok() || op->status != store::OperatorStatus::kActive) {
-    AuditBestEffort(Audit("unknown", "operator.authenticate", std::string(fingerprint.substr(0, 16)),
-                          AuditDecision::kDeny, {"unknown_or_disabled_operator"}));
-    return Problem(StatusCode::kUnauthenticated, problem::kForbidden, "unknown or disabled operator");
-  }
-  return op;
-}
-
-Status VerifierCore::RequireRole(std::string_view operator_id, store::Role role, store::Operator* out) {
-  auto op = store_->GetOperator(operator_id);
-  if (!op.ok() || op->status != store::OperatorStatus::kActive ||
-      std::find(op->roles.begin(), op->roles.end(), role) == op->roles.end()) {
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden,
-                   std::string("operator lacks the ") + std::string(store::RoleName(role)) + " role");
-  }
-  if (out != nullptr) *out = *op;
-  return Status::Ok();
-}
-
-Status VerifierCore::ApproveHost(std::string_view operator_id, std::string_view host_id) {
-  if (Status s = RequireRole(operator_id, store::Role::kInfra, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "host.approve", std::string(host_id), AuditDecision::kDeny, {"role"}));
-    return s;
-  }
-  AuditRecord audit = Audit(std::string(operator_id), "host.approve", std::string(host_id), AuditDecision::kAllow);
-  return store_->ApproveHost(host_id, operator_id, &audit);
-}
-
-Status VerifierCore::CreateAgent(std::string_view operator_id, store::Agent agent) {
-  if (Status s = RequireRole(operator_id, store::Role::kOwner, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "agent.create", agent.id, AuditDecision::kDeny, {"role"}));
-    return s;
-  }
-  const std::string prefix = "spiffe://" + config_.trust_domain + "/agent/";
-  if (agent.id.rfind(prefix, 0) != 0 || agent.id.substr(prefix.size()) != agent.name) {
-    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "agent id must be " + prefix + "<name>");
-  }
-  if (std::find(agent.owners.begin(), agent.owners.end(), operator_id) == agent.owners.end()) {
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the registering owner must be an owner");
-  }
-  AuditRecord audit = Audit(std::string(operator_id), "agent.create", agent.id, AuditDecision::kAllow, {},
-                            {{"owners", agent.owners}, {"scopes", agent.allowed_scopes},
-                             {"audiences", agent.allowed_audiences}, {"max_ttl", agent.max_token_ttl_seconds}});
-  return store_->CreateAgent(agent, &audit);
-}
-
-Result<int64_t> VerifierCore::AddManifest(std::string_view operator_id, std::string_view agent_id,
-                                          const Json& content) {
-  auto agent = store_->GetAgent(agent_id);
-  if (!agent.ok()) return Problem(StatusCode::kNotFound, problem::kAgentUnknown, "no such agent");
-  if (std::find(agent->owners.begin(), agent->owners.end(), operator_id) == agent->owners.end()) {
-    AuditBestEffort(Audit(std::string(operator_id), "manifest.add", std::string(agent_id), AuditDecision::kDeny, {"not_owner"}));
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "only an owner adds manifests");
-  }
-  if (!ParseManifestDigests(content).ok()) return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "bad manifest");
-  AuditRecord audit = Audit(std::string(operator_id), "manifest.add", std::string(agent_id), AuditDecision::kAllow);
-  return store_->AddManifest(agent_id, content, &audit);
-}
-
-Status VerifierCore::ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
-                                    bool approve, std::string_view comment) {
-  const std::string subject = std::string(agent_id) + "#" + std::to_string(version);
-  if (Status s = RequireRole(operator_id, store::Role::kReviewer, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kDeny, {"role"}));
-    return s;
-  }
-  auto agent = store_->GetAgent(agent_id);
-  if (!agent.ok()) return Problem(StatusCode::kNotFound, problem::kAgentUnknown, "no such agent");
-  if (std::find(agent->owners.begin(), agent->owners.end(), operator_id) != agent->owners.end()) {
-    AuditBestEffort(Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kDeny,
-                          {std::string(reason::kReviewerIsOwner)}));
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "an owner may not review their own agent");
-  }
-  AuditRecord audit = Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kAllow, {},
-                            {{"approve", approve}, {"comment", std::string(comment)}});
-  return store_->ReviewManifest(agent_id, version,
-                                approve ? store::ManifestStatus::kApproved : store::ManifestStatus::kRejected,
-                                operator_id, comment, &audit);
-}
-
-Result<store::Store::AuditExport> VerifierCore::ExportAudit(std::string_view operator_id) {
-  if (Status s = RequireRole(operator_id, store::Role::kAuditor, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "audit.export", "audit-log", AuditDecision::kDeny, {"role"}));
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the auditor role is required");
-  }
-  return store_->ExportAudit(0, INT64_MAX);
-}
-
-Result<int64_t> VerifierCore::RevokeByOperator(std::string_view operator_id, std::string_view jti,
-                                               std::string_view agent_id, std::string_view host_id) {
-  const int given = !jti.empty() + !agent_id.empty() + !host_id.empty();
-  if (given != 1) {
-    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "name exactly one of jti, agent_id, host_id");
-  }
-  auto op = store_->GetOperator(operator_id);
-  if (!op.ok() || op->status != store::OperatorStatus::kActive) {
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "unknown or disabled operator");
-  }
-  const bool infra = std::find(op->roles.begin(), op->roles.end(), store::Role::kInfra) != op->roles.end();
-  // Whose tokens: an owner may revoke those of the agents they own.
-  std::string owning_agent(agent_id);
-  if (!jti.empty()) {
-    auto token = store_->GetToken(jti);
-    if (!token.ok()) return Problem(StatusCode::kNotFound, problem::kInvalidInput, "no such token");
-    owning_agent = token->agent_id;
-  }
-  bool owner = false;
-  if (!owning_agent.empty()) {
-    auto agent = store_->GetAgent(owning_agent);
-    owner = agent.ok() && std::find(agent->owners.begin(), agent->owners.end(), operator_id) != agent->owners.end();
-  }
-  const std::string subject = !jti.empty() ? std::string(jti) : !agent_id.empty() ? std::string(agent_id) : std::string(host_id);
-  const char* action = !jti.empty() ? "token.revoke" : !agent_id.empty() ? "agent.revoke_tokens" : "host.revoke_tokens";
-  if (!infra && !(owner && host_id.empty())) {
-    AuditBestEffort(Audit(std::string(operator_id), action, subject, AuditDecision::kDeny, {"role"}));
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden,
-                   "revocation needs the infra role, or ownership of the agent");
-  }
-  AuditRecord audit = Audit(std::string(operator_id), action, subject, AuditDecision::kAllow);
-  if (!jti.empty()) {
-    AR_RETURN_IF_ERROR(store_->RevokeToken(jti, &audit));
-    return int64_t{1};
-  }
-  if (!agent_id.empty()) return store_->RevokeAgentTokens(agent_id, &audit);
-  return store_->RevokeHostTokens(host_id, &audit);
 }
 
 }  // namespace agentroot::attestation

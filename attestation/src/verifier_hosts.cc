@@ -1,7 +1,6 @@
 // VerifierCore: host-facing extras: a host's own status, shadow-agent
 // reports, and the operators' shadow-agent inventory.
 #include <algorithm>
-#include <deque>
 
 #include "agentroot/attestation/tpm_evidence.h"
 #include "agentroot/attestation/tpm_public.h"
@@ -18,9 +17,7 @@ using internal::Audit;
 using internal::Problem;
 using store::AuditDecision;
 
-namespace {
-constexpr char kShadowAction[] = "agent.shadow";
-}  // namespace
+using internal::kShadowAction;
 
 Result<store::HostStatus> VerifierCore::HostStatusOf(std::string_view host_id) {
   auto host = store_->GetHost(host_id);
@@ -65,27 +62,15 @@ Result<Json> VerifierCore::ListShadowAgents(std::string_view operator_id, std::s
                           {"role"}));
     return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the auditor or infra role is required");
   }
-  // The audit log is the record; only the newest `limit` entries are kept
-  // while reading it.
-  AR_ASSIGN_OR_RETURN(store::Store::AuditExport exported, store_->ExportAudit(0, INT64_MAX));
-  std::deque<Json> newest;
-  std::string_view rest = exported.jsonl;
-  while (!rest.empty()) {
-    std::size_t end = rest.find('\n');
-    std::string_view line = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-    if (line.find(kShadowAction) == std::string_view::npos) continue;  // cheap filter before parsing
-    auto entry = store::ParseAuditJsonLine(line);
-    if (!entry.ok() || entry->record.action != kShadowAction) continue;
-    const Json& d = entry->record.details;
-    newest.push_back(Json{{"seq", entry->seq}, {"time", entry->ts}, {"host_id", entry->record.actor},
-                          {"exe_path", d.value("exe_path", "")}, {"exe_sha256", d.value("exe_sha256", "")},
-                          {"uid", d.value("uid", int64_t{0})}, {"gid", d.value("gid", int64_t{0})},
-                          {"pid", d.value("pid", int64_t{0})}, {"seen_at", d.value("seen_at", int64_t{0})}});
-    if (newest.size() > limit) newest.pop_front();
-  }
+  AR_ASSIGN_OR_RETURN(std::vector<store::AuditEntry> entries, store_->AuditByAction(kShadowAction, limit));
   Json out = Json::array();
-  for (auto it = newest.rbegin(); it != newest.rend(); ++it) out.push_back(std::move(*it));
+  for (const store::AuditEntry& entry : entries) {  // newest first
+    const Json& d = entry.record.details;
+    out.push_back(Json{{"seq", entry.seq}, {"time", entry.ts}, {"host_id", entry.record.actor},
+                       {"exe_path", d.value("exe_path", "")}, {"exe_sha256", d.value("exe_sha256", "")},
+                       {"uid", d.value("uid", int64_t{0})}, {"gid", d.value("gid", int64_t{0})},
+                       {"pid", d.value("pid", int64_t{0})}, {"seen_at", d.value("seen_at", int64_t{0})}});
+  }
   return out;
 }
 

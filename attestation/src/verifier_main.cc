@@ -45,6 +45,7 @@ struct Settings {
   std::vector<std::string> auto_approve_groups;
   uint32_t measurement_pcr = 15;
   bool require_dpop_nonce = false;
+  int64_t jit_max_seconds = 8 * 3600;
   int64_t token_rate_per_minute = agentroot::attestation::VerifierConfig{}.token_rate_per_minute;
   int64_t challenge_rate_per_minute = agentroot::attestation::VerifierConfig{}.challenge_rate_per_minute;
   std::vector<std::string> key_published_ids;  // kept in the JWKS beside key_id
@@ -107,6 +108,7 @@ Status LoadToml(Settings& s) {
   s.manufacturer_roots = t["verifier"]["manufacturer_roots"].value_or(s.manufacturer_roots);
   s.measurement_pcr = t["verifier"]["measurement_pcr"].value_or(s.measurement_pcr);
   s.require_dpop_nonce = t["verifier"]["require_dpop_nonce"].value_or(s.require_dpop_nonce);
+  s.jit_max_seconds = t["verifier"]["jit_max_seconds"].value_or(s.jit_max_seconds);
   s.token_rate_per_minute = t["verifier"]["token_rate_per_minute"].value_or(s.token_rate_per_minute);
   s.challenge_rate_per_minute = t["verifier"]["challenge_rate_per_minute"].value_or(s.challenge_rate_per_minute);
   if (auto* groups = t["verifier"]["auto_approve_groups"].as_array()) {
@@ -266,7 +268,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   take("--store", &Settings::store_uri);
   s.dev = flags.dev;
   for (auto [value, name] : {std::pair{&s.issuer, "verifier.issuer"}, std::pair{&s.trust_domain, "verifier.trust_domain"},
-                             std::pair{&s.manufacturer_roots, "verifier.manufacturer_roots"}, std::pair{&s.store_uri, "store.uri"},
+                             std::pair{&s.store_uri, "store.uri"},
                              std::pair{&s.tls_certificate, "server.tls_certificate"},
                              std::pair{&s.tls_private_key, "server.tls_private_key"}}) {
     if (value->empty()) return agentroot::common::InvalidArgumentError(std::string(name) + " is required (config or flag)");
@@ -277,7 +279,11 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
                                                             "server.tls_private_key"));
 
   agentroot::http::BlockShutdownSignals(/*reload=*/true);
-  AR_ASSIGN_OR_RETURN(std::string roots, ReadConfiguredFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
+  // Manufacturer CAs may also (or only) be trust anchors in the registry.
+  std::string roots;
+  if (!s.manufacturer_roots.empty()) {
+    AR_ASSIGN_OR_RETURN(roots, ReadConfiguredFile(s.manufacturer_roots, "verifier.manufacturer_roots"));
+  }
   std::string operator_ca;
   if (!s.operator_ca.empty()) {
     AR_ASSIGN_OR_RETURN(operator_ca, ReadConfiguredFile(s.operator_ca, "server.operator_ca"));
@@ -314,6 +320,8 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
   config.pcr_references = s.pcr_references;
   config.measurement_pcr = s.measurement_pcr;
   config.require_dpop_nonce = s.require_dpop_nonce;
+  config.operator_ca_pem = operator_ca;
+  config.jit_max_seconds = s.jit_max_seconds;
   config.token_rate_per_minute = s.token_rate_per_minute;
   config.challenge_rate_per_minute = s.challenge_rate_per_minute;
   AR_ASSIGN_OR_RETURN(auto core, agentroot::attestation::VerifierCore::Create(

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "agentroot/common/signer.h"
+#include "verifier_service_internal.h"
 
 namespace agentroot::attestation {
 
@@ -14,7 +15,7 @@ using common::StatusCode;
 using http::Request;
 using http::Response;
 
-namespace {
+namespace service_internal {
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
@@ -135,9 +136,7 @@ common::Result<std::string> OperatorOf(VerifierCore& core, const Request& reques
   return op.id;
 }
 
-using JsonHandler = std::function<common::Result<Json>(const Request&)>;
-
-http::HttpServer::Handler Wrap(JsonHandler handler, int ok_status = 200) {
+http::HttpServer::Handler Wrap(JsonHandler handler, int ok_status) {
   return [handler = std::move(handler), ok_status](const Request& request) -> Response {
     auto result = handler(request);
     if (!result.ok()) return Problem(result.status());
@@ -145,10 +144,12 @@ http::HttpServer::Handler Wrap(JsonHandler handler, int ok_status = 200) {
   };
 }
 
-}  // namespace
+}  // namespace service_internal
+
+using namespace service_internal;  // NOLINT(google-build-using-namespace): this file's own helpers
 
 std::vector<std::pair<std::string, std::string>> VerifierService::Routes() {
-  return {{"GET", "/.well-known/oauth-authorization-server"},
+  std::vector<std::pair<std::string, std::string>> routes = {{"GET", "/.well-known/oauth-authorization-server"},
           {"GET", "/.well-known/jwks.json"},
           {"GET", "/v1/openapi.json"},
           {"POST", "/v1/enroll"},
@@ -159,22 +160,15 @@ std::vector<std::pair<std::string, std::string>> VerifierService::Routes() {
           {"GET", "/v1/hosts/{host_id}/status"},
           {"POST", "/v1/hosts/{host_id}/shadow-agents"},
           {"GET", "/v1/shadow-agents"},
-          {"POST", "/v1/hosts/{host_id}/approve"},
-          {"POST", "/v1/agents"},
-          {"POST", "/v1/agents/{name}/manifests"},
-          {"POST", "/v1/agents/{name}/manifests/{version}/review"},
-          {"GET", "/v1/audit"},
-          {"POST", "/v1/revocations"},
           {"POST", "/oauth/token"},
           {"POST", "/oauth/introspect"},
           {"POST", "/oauth/revoke"}};
+  for (auto& route : AdminRoutes()) routes.push_back(std::move(route));
+  return routes;
 }
 
 Status VerifierService::Register(http::HttpServer& server) {
   VerifierCore& core = *core_;
-  auto agent_id = [&core](std::string_view name) {
-    return "spiffe://" + core.config().trust_domain + "/agent/" + std::string(name);
-  };
 
   AR_RETURN_IF_ERROR(server.Handle("GET", "/.well-known/oauth-authorization-server",
                                    [&core](const Request&) { return http::JsonResponse(200, core.Metadata()); }));
@@ -300,78 +294,8 @@ Status VerifierService::Register(http::HttpServer& server) {
     return Json{{"shadow_agents", std::move(list)}};
   })));
 
-  // Governance (operators, mutual TLS).
-  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/hosts/{host_id}/approve",
-                                   Wrap([&core](const Request& req) -> common::Result<Json> {
-    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
-    AR_RETURN_IF_ERROR(core.ApproveHost(op, req.PathParam("host_id")));
-    return Json{{"host_id", std::string(req.PathParam("host_id"))}, {"status", "approved"}};
-  })));
-  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/agents", Wrap([&core, agent_id](const Request& req) -> common::Result<Json> {
-    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
-    AR_ASSIGN_OR_RETURN(Json body, Body(req));
-    store::Agent a;
-    try {
-      a.name = body.at("name").get<std::string>();
-      a.id = agent_id(a.name);
-      a.host_id = body.value("host_id", "");
-      a.host_group = body.value("host_group", "");
-      a.allowed_scopes = body.at("scopes").get<std::vector<std::string>>();
-      a.allowed_audiences = body.at("audiences").get<std::vector<std::string>>();
-      a.max_token_ttl_seconds = body.value("max_token_ttl", int64_t{300});
-      a.expires_at = body.at("expires_at").get<int64_t>();
-      a.owners = body.at("owners").get<std::vector<std::string>>();
-    } catch (const Json::exception&) {
-      return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput,
-                        "agent needs name, scopes, audiences, expires_at, owners and a host_id or host_group");
-    }
-    AR_RETURN_IF_ERROR(core.CreateAgent(op, a));
-    return Json{{"id", a.id}};
-  }, 201)));
-  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/agents/{name}/manifests",
-                                   Wrap([&core, agent_id](const Request& req) -> common::Result<Json> {
-    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
-    AR_ASSIGN_OR_RETURN(Json body, Body(req));
-    AR_ASSIGN_OR_RETURN(int64_t version, core.AddManifest(op, agent_id(req.PathParam("name")), body));
-    return Json{{"version", version}, {"status", "pending"}};
-  }, 201)));
-  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/agents/{name}/manifests/{version}/review",
-                                   Wrap([&core, agent_id](const Request& req) -> common::Result<Json> {
-    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
-    AR_ASSIGN_OR_RETURN(Json body, Body(req));
-    auto approve = body.find("approve");
-    std::string_view version_text = req.PathParam("version");
-    if (approve == body.end() || !approve->is_boolean() || version_text.empty() || version_text.size() > 9 ||
-        !std::all_of(version_text.begin(), version_text.end(), ::isdigit)) {
-      return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, "needs a numeric version and approve: bool");
-    }
-    AR_RETURN_IF_ERROR(core.ReviewManifest(op, agent_id(req.PathParam("name")), std::stoll(std::string(version_text)),
-                                           approve->get<bool>(), body.value("comment", "")));
-    return Json{{"status", approve->get<bool>() ? "approved" : "rejected"}};
-  })));
-  AR_RETURN_IF_ERROR(server.Handle("POST", "/v1/revocations", Wrap([&core](const Request& req) -> common::Result<Json> {
-    AR_ASSIGN_OR_RETURN(std::string op, OperatorOf(core, req));
-    AR_ASSIGN_OR_RETURN(Json body, Body(req));
-    for (auto it = body.begin(); it != body.end(); ++it) {
-      if (!it.value().is_string() || (it.key() != "jti" && it.key() != "agent_id" && it.key() != "host_id")) {
-        return OAuthError(StatusCode::kInvalidArgument, problem::kInvalidInput, "body: one of jti, agent_id, host_id (strings)");
-      }
-    }
-    AR_ASSIGN_OR_RETURN(int64_t revoked, core.RevokeByOperator(op, body.value("jti", ""), body.value("agent_id", ""),
-                                                               body.value("host_id", "")));
-    return Json{{"revoked", revoked}};
-  })));
-  AR_RETURN_IF_ERROR(server.Handle("GET", "/v1/audit", [&core](const Request& req) -> Response {
-    auto op = OperatorOf(core, req);
-    if (!op.ok()) return Problem(op.status());
-    auto exported = core.ExportAudit(*op);
-    if (!exported.ok()) return Problem(exported.status());
-    Response r;
-    r.headers.emplace("Content-Type", "application/jsonl");
-    r.headers.emplace("X-Audit-Anchor-Seq", std::to_string(exported->anchor.seq));
-    r.body = exported->jsonl;
-    return r;
-  }));
+  // Governance (operators, mutual TLS): verifier_service_admin.cc.
+  AR_RETURN_IF_ERROR(RegisterAdminRoutes(server, core));
 
   // OAuth.
   AR_RETURN_IF_ERROR(server.Handle("POST", "/oauth/token", [&core](const Request& req) -> Response {

@@ -8,18 +8,22 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
-#include "agentroot/common/jws.h"
+#include <openssl/pem.h>
+
 #include "agentroot/attestation/access_token.h"
+#include "agentroot/attestation/ek_certificate.h"
 #include "agentroot/attestation/measurement.h"
 #include "agentroot/attestation/session_binding.h"
 #include "agentroot/attestation/token_policy.h"
 #include "agentroot/attestation/tpm_public.h"
 #include "agentroot/attestation/verifier.h"
+#include "agentroot/common/jws.h"
 #include "agentroot/common/jwt.h"
 #include "agentroot/hsm/tpm/tpm_attestor.h"
 #include "agentroot/hsm/tpm/tpm_device.h"
@@ -936,6 +940,318 @@ TEST_F(VerifierFlowTest, ShadowAgentReports) {
   EXPECT_NE(exported->jsonl.find("unregistered_agent"), std::string::npos);
   EXPECT_NE(exported->jsonl.find("\"agent.shadow.report\""), std::string::npos);
   EXPECT_NE(exported->jsonl.find("\"shadow_agents.list\""), std::string::npos);
+}
+
+// ---- Governance (issue 6): JIT elevation, owner lifecycle, trust anchors, inventory.
+
+TEST_F(VerifierFlowTest, JitElevationIsDecidedBySomeoneElseExpiresByItselfAndIsAttributable) {
+  auto key = Provision();
+  auto log = std::vector<attestation::MeasurementEvent>{Event(1)};
+  auto outcome = Attest(*key, log);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  ExpectTokenRefused(Token(outcome->ear, *key, "crm.read crm.export").status(), "scope_not_allowed");
+
+  // Requests: only an owner; scopes the agent lacks; a bounded window; a reason.
+  EXPECT_EQ(core_->RequestJit("bob", kAgent, {"crm.export"}, 600, "q3 report").status().code(),
+            common::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->RequestJit("alice", kAgent, {"crm.read"}, 600, "x").status().code(),
+            common::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->RequestJit("alice", kAgent, {"crm.export"}, 9 * 3600, "x").status().code(),
+            common::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->RequestJit("alice", kAgent, {"crm.export"}, 600, "").status().code(),
+            common::StatusCode::kInvalidArgument);
+  auto grant = core_->RequestJit("alice", kAgent, {"crm.export"}, 600, "quarterly export for finance");
+  ASSERT_TRUE(grant.ok()) << grant.status().ToString();
+  EXPECT_EQ(core_->JitState(*grant), "pending");
+  // Pending is not in force.
+  ExpectTokenRefused(Token(outcome->ear, *key, "crm.export").status(), "scope_not_allowed");
+
+  // Not the requester, not an auditor; the reviewer may.
+  EXPECT_EQ(core_->DecideJit("alice", grant->id, true, "").status().code(), common::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->DecideJit("dave", grant->id, true, "").status().code(), common::StatusCode::kPermissionDenied);
+  auto approved = core_->DecideJit("bob", grant->id, true, "ok for today");
+  ASSERT_TRUE(approved.ok()) << approved.status().ToString();
+  EXPECT_EQ(core_->JitState(*approved), "active");
+  EXPECT_EQ(approved->expires_at, clock_->NowUnixSeconds() + 600);
+  EXPECT_EQ(core_->DecideJit("carol", grant->id, false, "").status().code(), common::StatusCode::kFailedPrecondition);
+
+  // In force: the token carries the grant, expires with it, and is audited with it.
+  clock_->Advance(std::chrono::seconds(500));
+  outcome = Attest(*key, log, 0, /*extend=*/false);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  auto token = Token(outcome->ear, *key, "crm.read crm.export");
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(token->expires_in, 100);  // bounded by the grant, not the agent's 300 s
+  auto claims = common::ParseJwsCompact(token->access_token, common::JwsPayload::kJsonObject);
+  ASSERT_TRUE(claims.ok());
+  EXPECT_EQ(claims->payload_json["agentroot.jit"], Json::array({grant->id}));
+  auto audit = store_->ExportAudit(0, INT64_MAX);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_NE(audit->jsonl.find("\"jit_grants\":[\"" + grant->id + "\"]"), std::string::npos);
+  // A token within the agent's own scopes names no grant.
+  auto plain = Token(outcome->ear, *key, "crm.read");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(common::ParseJwsCompact(plain->access_token, common::JwsPayload::kJsonObject)->payload_json.contains("agentroot.jit"));
+
+  // Expired by itself: no operator action.
+  clock_->Advance(std::chrono::seconds(101));
+  EXPECT_EQ(core_->JitState(*store_->GetJitGrant(grant->id)), "expired");
+  outcome = Attest(*key, log, 0, /*extend=*/false);
+  ASSERT_TRUE(outcome.ok());
+  ExpectTokenRefused(Token(outcome->ear, *key, "crm.export").status(), "scope_not_allowed");
+
+  // Revoking a live grant revokes the agent's tokens too.
+  auto second = core_->RequestJit("alice", kAgent, {"crm.export"}, 600, "again");
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(core_->DecideJit("carol", second->id, true, "").ok());
+  auto elevated = Token(outcome->ear, *key, "crm.export");
+  ASSERT_TRUE(elevated.ok()) << elevated.status().ToString();
+  EXPECT_EQ(core_->RevokeJit("dave", second->id).status().code(), common::StatusCode::kPermissionDenied);
+  auto revoked = core_->RevokeJit("alice", second->id);
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  EXPECT_EQ(core_->JitState(*revoked), "revoked");
+  EXPECT_FALSE(core_->Introspect(elevated->access_token)["active"].get<bool>());
+}
+
+TEST_F(VerifierFlowTest, DisablingTheLastActiveOwnerSuspendsTheAgent) {
+  auto key = Provision();
+  attestation::store::Operator erin;
+  erin.id = "erin";
+  erin.display_name = "Erin";
+  erin.roles = {attestation::store::Role::kOwner};
+  ASSERT_TRUE(store_->CreateOperator(erin, nullptr).ok());
+  attestation::AgentUpdate two_owners;
+  two_owners.owners = std::vector<std::string>{"alice", "erin"};
+  ASSERT_TRUE(core_->UpdateAgent("alice", kAgent, two_owners).ok());
+  auto outcome = Attest(*key, {Event(1)});
+  ASSERT_TRUE(outcome.ok());
+  auto token = Token(outcome->ear, *key);
+  ASSERT_TRUE(token.ok());
+
+  // Only infra disables people, and not themselves.
+  EXPECT_EQ(core_->DisableOperator("alice", "erin").status().code(), common::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->DisableOperator("carol", "carol").status().code(), common::StatusCode::kFailedPrecondition);
+  // Alice leaves: Erin still owns the agent.
+  auto first = core_->DisableOperator("carol", "alice");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->empty());
+  EXPECT_EQ(store_->GetAgent(kAgent)->status, attestation::store::AgentStatus::kActive);
+  EXPECT_TRUE(core_->Introspect(token->access_token)["active"].get<bool>());
+  // Erin leaves too: the agent is suspended at once, its tokens revoked.
+  auto second = core_->DisableOperator("carol", "erin");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*second, std::vector<std::string>{kAgent});
+  EXPECT_EQ(store_->GetAgent(kAgent)->status, attestation::store::AgentStatus::kSuspended);
+  EXPECT_FALSE(core_->Introspect(token->access_token)["active"].get<bool>());
+  // It cannot be resumed without an active owner; it can once one returns.
+  EXPECT_EQ(core_->SetAgentStatus("carol", kAgent, attestation::store::AgentStatus::kActive, "").status().code(),
+            common::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(core_->EnableOperator("carol", "erin").ok());
+  EXPECT_EQ(store_->GetAgent(kAgent)->status, attestation::store::AgentStatus::kSuspended);  // stays until resumed
+  ASSERT_TRUE(core_->SetAgentStatus("erin", kAgent, attestation::store::AgentStatus::kActive, "erin is back").ok());
+  outcome = Attest(*key, {Event(1)}, 0, /*extend=*/false);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_TRUE(Token(outcome->ear, *key).ok());
+  // Retired is final.
+  ASSERT_TRUE(core_->SetAgentStatus("erin", kAgent, attestation::store::AgentStatus::kRetired, "replaced").ok());
+  EXPECT_EQ(core_->SetAgentStatus("carol", kAgent, attestation::store::AgentStatus::kActive, "").status().code(),
+            common::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(VerifierFlowTest, TrustAnchorsFromTheRegistry) {
+  // A verifier that trusts no manufacturer CA from its configuration.
+  attestation::VerifierConfig config = core_->config();
+  config.manufacturer_roots_pem.clear();
+  core_ = std::move(VerifierCore::Create(config, store_, issuer_, {}, *clock_)).value();
+  auto refused = Enroll(0);
+  ExpectTokenRefused(refused.status(), "ek_untrusted");
+
+  // Pin machine 0's EK by hash (infra only).
+  Bytes ek = *machines_[0].attestor->ReadEkPublic(EkKind::kRsa2048);
+  attestation::store::TrustAnchor pin;
+  pin.kind = attestation::store::TrustAnchorKind::kEkPin;
+  pin.value = common::HexEncode(common::Sha256(ek));
+  EXPECT_EQ(core_->AddTrustAnchor("alice", pin).status().code(), common::StatusCode::kPermissionDenied);
+  auto pinned = core_->AddTrustAnchor("carol", pin);
+  ASSERT_TRUE(pinned.ok()) << pinned.status().ToString();
+  auto enrolled = Enroll(0);
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status().ToString();
+  EXPECT_EQ(enrolled->status, attestation::store::HostStatus::kPending);
+  EXPECT_TRUE(store_->GetHost(machines_[0].host_id)->ek_certificate.empty());  // trusted by its pin
+
+  // The manufacturer CA as an anchor, and an auto-approve rule for a group.
+  attestation::store::TrustAnchor ca;
+  ca.kind = attestation::store::TrustAnchorKind::kManufacturerCa;
+  ca.value = ReadFile(fleet_->info().manufacturer_ca);
+  ASSERT_TRUE(core_->AddTrustAnchor("carol", ca).ok());
+  attestation::store::TrustAnchor rule;
+  rule.kind = attestation::store::TrustAnchorKind::kAutoApprove;
+  rule.host_group = "lab";
+  ASSERT_TRUE(core_->AddTrustAnchor("carol", rule).ok());
+  EXPECT_EQ(core_->AddTrustAnchor("carol", rule).status().code(), common::StatusCode::kAlreadyExists);
+  auto auto_approved = Enroll(1, "lab");
+  ASSERT_TRUE(auto_approved.ok()) << auto_approved.status().ToString();
+  EXPECT_EQ(auto_approved->status, attestation::store::HostStatus::kApproved);
+  auto anchors = core_->ListTrustAnchors("dave");
+  ASSERT_TRUE(anchors.ok());
+  EXPECT_EQ(anchors->size(), 3u);
+
+  // Not a certificate; a leaf (an EK certificate) is not a CA.
+  attestation::store::TrustAnchor bad;
+  bad.kind = attestation::store::TrustAnchorKind::kManufacturerCa;
+  bad.value = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  EXPECT_EQ(core_->AddTrustAnchor("carol", bad).status().code(), common::StatusCode::kInvalidArgument);
+  auto leaf_der = machines_[1].attestor->ReadEkCertificate(EkKind::kRsa2048);
+  ASSERT_TRUE(leaf_der.ok());
+  auto leaf_cert = attestation::ParseCertificate(*leaf_der);
+  ASSERT_TRUE(leaf_cert.ok());
+  common::BioPtr pem(BIO_new(BIO_s_mem()));
+  ASSERT_EQ(PEM_write_bio_X509(pem.get(), leaf_cert->get()), 1);
+  char* pem_data = nullptr;
+  long pem_len = BIO_get_mem_data(pem.get(), &pem_data);
+  bad.value.assign(pem_data, static_cast<std::size_t>(pem_len));
+  auto leaf = core_->AddTrustAnchor("carol", bad);
+  EXPECT_EQ(leaf.status().code(), common::StatusCode::kInvalidArgument);
+  EXPECT_NE(leaf.status().message().find("not a CA"), std::string::npos) << leaf.status().ToString();
+  // Removing the CA: new EK certificates are untrusted again (the pin still counts).
+  for (const auto& a : *anchors) {
+    if (a.anchor.kind == attestation::store::TrustAnchorKind::kManufacturerCa) {
+      EXPECT_TRUE(core_->RemoveTrustAnchor("carol", a.anchor.id).ok());
+    }
+  }
+  EXPECT_EQ(core_->RemoveTrustAnchor("carol", "ca-0000").code(), common::StatusCode::kNotFound);
+  // Host revocation (infra) revokes it for good.
+  EXPECT_EQ(core_->RevokeHost("alice", machines_[1].host_id).code(), common::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(core_->RevokeHost("carol", machines_[1].host_id).ok());
+  EXPECT_EQ(*core_->HostStatusOf(machines_[1].host_id), attestation::store::HostStatus::kRevoked);
+}
+
+TEST_F(VerifierFlowTest, InventoryFindingsOnASeededRegistry) {
+  namespace st = attestation::store;
+  const int64_t now = clock_->NowUnixSeconds();
+  constexpr int64_t kDay = 86400;
+  st::Operator erin;
+  erin.id = "erin";
+  erin.display_name = "Erin";
+  erin.roles = {st::Role::kOwner};
+  ASSERT_TRUE(store_->CreateOperator(erin, nullptr).ok());
+  ASSERT_TRUE(store_->SetOperatorStatus("erin", st::OperatorStatus::kDisabled, nullptr).ok());
+  ASSERT_TRUE(Enroll(0).ok());
+  ASSERT_TRUE(core_->ApproveHost("carol", machines_[0].host_id).ok());
+  // Seeded 100 days ago (the store stamps created_at from the clock).
+  clock_->Advance(std::chrono::seconds(-100 * kDay));
+  auto agent = [&](const std::string& name, std::vector<std::string> owners, int64_t expires_at, bool reviewed,
+                   std::vector<std::string> scopes = {"crm.read"}) {
+    st::Agent a;
+    a.id = "spiffe://example.org/agent/" + name;
+    a.name = name;
+    a.host_group = "crm-hosts";
+    a.allowed_scopes = std::move(scopes);
+    a.allowed_audiences = {kAudience};
+    a.expires_at = expires_at;
+    a.owners = std::move(owners);
+    EXPECT_TRUE(store_->CreateAgent(a, nullptr).ok()) << name;
+    auto version = store_->AddManifest(a.id, Manifest(), nullptr);
+    if (reviewed) {
+      EXPECT_TRUE(store_->ReviewManifest(a.id, *version, st::ManifestStatus::kApproved, "bob", "", nullptr).ok());
+    }
+    return a.id;
+  };
+  const std::string healthy = agent("healthy", {"alice", "carol"}, now + 365 * kDay, true, {"crm.read"});
+  const std::string orphan = agent("orphan", {"erin"}, now + 365 * kDay, true);
+  const std::string unreviewed = agent("unreviewed", {"alice", "carol"}, now + 365 * kDay, false);
+  const std::string expiring = agent("expiring", {"alice", "carol"}, now + 10 * kDay, true);
+  const std::string broad = agent("broad", {"alice", "carol"}, now + 365 * kDay, true, {"crm.read", "crm.write", "crm.admin"});
+  const std::string retired = agent("retired", {"erin"}, now + 365 * kDay, false);
+  ASSERT_TRUE(store_->SetAgentStatus(retired, st::AgentStatus::kRetired, nullptr).ok());
+  clock_->Advance(std::chrono::seconds(100 * kDay));
+  // Activity: tokens 2 days ago (healthy: crm.read; broad: crm.read only).
+  clock_->Advance(std::chrono::seconds(-2 * kDay));
+  int n = 0;
+  for (const std::string& id : {healthy, broad, orphan, unreviewed, expiring}) {
+    st::TokenRecord t;
+    t.jti = "jti-" + std::to_string(++n);
+    t.request_id = "req-" + std::to_string(n);
+    t.agent_id = id;
+    t.host_id = machines_[0].host_id;
+    t.cnf_jkt = "jkt";
+    t.scope = "crm.read";
+    t.audience = kAudience;
+    t.issued_at = clock_->NowUnixSeconds();
+    t.expires_at = t.issued_at + 300;
+    st::AuditRecord issued;
+    issued.actor = id;
+    issued.action = "token.issue";
+    ASSERT_TRUE(store_->IssueToken(t, issued).ok());
+    st::AuditRecord attested;
+    attested.actor = machines_[0].host_id;
+    attested.action = "attest";
+    attested.subject = id;
+    attested.decision = st::AuditDecision::kAllow;
+    ASSERT_TRUE(store_->AppendAudit(attested).ok());
+  }
+  clock_->Advance(std::chrono::seconds(2 * kDay));
+  // A shadow agent, reported twice.
+  for (int i = 0; i < 2; ++i) {
+    st::AuditRecord shadow;
+    shadow.actor = machines_[0].host_id;
+    shadow.action = "agent.shadow";
+    shadow.subject = "/usr/bin/curl";
+    shadow.decision = st::AuditDecision::kDeny;
+    shadow.details = {{"exe_path", "/usr/bin/curl"}, {"exe_sha256", Hex('e')}, {"uid", 1001}};
+    ASSERT_TRUE(store_->AppendAudit(shadow).ok());
+  }
+  // The "unused" agent: never got a token, registered 100 days ago: that is
+  // "orphan"... no: orphan got one. Add one that never did.
+  clock_->Advance(std::chrono::seconds(-100 * kDay));
+  const std::string idle = agent("idle", {"alice", "carol"}, now + 365 * kDay, true);
+  clock_->Advance(std::chrono::seconds(100 * kDay));
+  // Brand new and never used: not "unused" yet.
+  const std::string fresh = agent("fresh", {"alice", "carol"}, now + 365 * kDay, true);
+
+  auto inventory = core_->Inventory("dave", attestation::InventoryOptions{30, 30, 30});
+  ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
+  std::map<std::string, std::set<std::string>> found;
+  for (const Json& a : (*inventory)["agents"]) {
+    found[a["name"]] = a["findings"].get<std::set<std::string>>();
+  }
+  using Set = std::set<std::string>;
+  EXPECT_EQ(found["healthy"], Set{});
+  EXPECT_EQ(found["orphan"], Set{"no_active_owner"});
+  EXPECT_EQ(found["unreviewed"], Set{"never_reviewed"});
+  EXPECT_EQ(found["expiring"], Set{"expiring"});
+  EXPECT_EQ(found["broad"], Set{"over_broad_scopes"});
+  EXPECT_EQ(found["retired"], Set{});  // retired agents raise nothing
+  EXPECT_EQ(found["idle"], Set{"unused"});
+  EXPECT_EQ(found["fresh"], Set{});
+  // Details: the unused scopes named; activity times; the shadow agent once per host and executable.
+  bool broad_detail = false;
+  for (const Json& f : (*inventory)["findings"]) {
+    if (f["code"] == "over_broad_scopes") broad_detail = f["detail"].get<std::string>().find("crm.write crm.admin") != std::string::npos;
+  }
+  EXPECT_TRUE(broad_detail) << (*inventory)["findings"].dump();
+  for (const Json& a : (*inventory)["agents"]) {
+    if (a["name"] == "healthy") {
+      EXPECT_EQ(a["last_token_at"], now - 2 * kDay);
+      EXPECT_EQ(a["last_attested_at"], now - 2 * kDay);
+      EXPECT_EQ(a["review"]["state"], "approved");
+      EXPECT_EQ(a["scopes_used"], Json::array({"crm.read"}));
+    }
+  }
+  ASSERT_EQ((*inventory)["shadow_agents"].size(), 1u);
+  EXPECT_EQ((*inventory)["shadow_agents"][0]["reports"], 2);
+  EXPECT_EQ((*inventory)["shadow_agents"][0]["exe_path"], "/usr/bin/curl");
+  // A single active owner is flagged.
+  attestation::AgentUpdate one;
+  one.owners = std::vector<std::string>{"alice"};
+  ASSERT_TRUE(core_->UpdateAgent("alice", healthy, one).ok());
+  auto again = core_->Inventory("alice", attestation::InventoryOptions{});
+  ASSERT_TRUE(again.ok());
+  for (const Json& a : (*again)["agents"]) {
+    if (a["name"] == "healthy") {
+      EXPECT_EQ(a["findings"].get<Set>(), Set{"single_owner"});
+    }
+  }
 }
 
 }  // namespace

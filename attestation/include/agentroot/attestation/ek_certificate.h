@@ -12,6 +12,7 @@
 #ifndef AGENTROOT_ATTESTATION_EK_CERTIFICATE_H_
 #define AGENTROOT_ATTESTATION_EK_CERTIFICATE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,24 @@ class EkCertificateValidator {
 Result<std::vector<common::X509Ptr>> ParsePemCertificates(std::string_view pem);
 // Parses one certificate given as DER or PEM.
 Result<common::X509Ptr> ParseCertificate(ByteView der_or_pem);
+
+// What an operator sees of a certificate.
+struct CertificateSummary {
+  std::string subject;  // RFC 2253
+  std::string issuer;
+  std::string serial_hex;
+  int64_t not_before = 0;  // Unix seconds
+  int64_t not_after = 0;
+  bool is_ca = false;      // basicConstraints CA:TRUE
+  Bytes der;
+};
+Result<CertificateSummary> SummarizeCertificate(const X509* cert);
+
+// Verifies that `cert` chains to one of the PEM certificates in `roots_pem`
+// and is valid at `now` (Unix seconds); with `client_auth`, that it may be
+// used as a TLS client certificate (extendedKeyUsage clientAuth, when
+// present). UNAUTHENTICATED with OpenSSL's reason otherwise.
+common::Status VerifyCertificateChain(const X509* cert, std::string_view roots_pem, int64_t now, bool client_auth);
 
 }  // namespace agentroot::attestation
 

@@ -77,6 +77,7 @@ struct ManifestView {
 struct JitGrantView {
   std::string scope;
   int64_t expires_at = 0;
+  std::string grant_id;  // the grant it comes from (one grant may give several scopes)
 };
 
 struct TokenRequestView {
@@ -98,6 +99,7 @@ struct Decision {
   std::vector<std::string> scopes;      // granted, in request order
   int64_t ttl = 0;                      // seconds
   std::vector<std::string> jit_scopes;  // granted through JIT grants
+  std::vector<std::string> jit_grant_ids;  // the grants used (each once, in first-use order)
 };
 
 // OAuth scope strings (RFC 6749 §3.3): space-separated tokens.

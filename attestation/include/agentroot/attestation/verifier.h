@@ -76,6 +76,45 @@ struct VerifierConfig {
   bool require_dpop_nonce = false;
   int64_t dpop_nonce_ttl_seconds = 120;
   std::string build = "agentroot 0.1.0";
+  // CA(s) of operator client certificates (PEM): certificates registered
+  // for operators must chain to it. Empty: not checked (tests only).
+  std::string operator_ca_pem;
+  // The longest just-in-time elevation an operator may request.
+  int64_t jit_max_seconds = 8 * 3600;
+};
+
+// What the inventory's findings look back on (days).
+struct InventoryOptions {
+  int64_t expiring_days = 30;
+  int64_t unused_days = 30;
+  int64_t usage_days = 30;
+};
+
+// Changes to an agent's registration; unset members stay as they are.
+struct AgentUpdate {
+  std::optional<std::vector<std::string>> owners;
+  std::optional<std::string> host_id;     // replaces the placement (clears host_group)
+  std::optional<std::string> host_group;  // replaces the placement (clears host_id)
+  std::optional<std::vector<std::string>> scopes;
+  std::optional<std::vector<std::string>> audiences;
+  std::optional<int64_t> max_token_ttl;
+  std::optional<int64_t> expires_at;
+};
+
+// A trust anchor as an operator sees it: from the store (managed through
+// the admin API) or from the configuration file (read-only).
+struct TrustAnchorInfo {
+  store::TrustAnchor anchor;
+  std::string source;  // "store" | "config"
+  std::string subject;  // manufacturer_ca
+  int64_t not_after = 0;
+};
+
+struct HostInfo {
+  store::Host host;
+  std::string ek_certificate_subject;  // empty when the EK is pinned
+  std::string ek_certificate_issuer;
+  int64_t last_attested_at = 0;  // 0: never
 };
 
 // Problem type codes at the start of error messages ("<code>: detail").
@@ -91,6 +130,8 @@ inline constexpr std::string_view kKeyNotCertified = "key_not_certified";
 inline constexpr std::string_view kEvidenceInvalid = "evidence_invalid";
 inline constexpr std::string_view kForbidden = "forbidden";
 inline constexpr std::string_view kInvalidInput = "invalid_input";
+inline constexpr std::string_view kNotFound = "not_found";
+inline constexpr std::string_view kConflict = "conflict";
 // Too many requests (HTTP 429 with Retry-After); the same word as the token
 // policy's reason::kRateLimited.
 inline constexpr std::string_view kRateLimited = "rate_limited";
@@ -237,9 +278,82 @@ class VerifierCore {
   common::Status ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
                                 bool approve, std::string_view comment);
 
-  // The whole audit log for an operator with the auditor role; a refusal is
+  // The audit log's records with from_ts <= ts < to_ts (see
+  // Store::ExportAudit) for an operator with the auditor role; a refusal is
   // audited. PERMISSION_DENIED otherwise.
-  common::Result<store::Store::AuditExport> ExportAudit(std::string_view operator_id);
+  common::Result<store::Store::AuditExport> ExportAudit(std::string_view operator_id, int64_t from_ts = 0,
+                                                        int64_t to_ts = INT64_MAX);
+
+  // ---- The admin API of issue 6 (verifier_governance.cc) ----------------------
+  // Every method takes the authenticated operator, checks their role (reads:
+  // any active operator), and audits what it changes in the change's own
+  // transaction, refusals best effort. Errors: "<problem>: detail" with
+  // INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION or
+  // ALREADY_EXISTS (HTTP 400/404/403/409/409).
+
+  // Operators (infra; listing also auditor).
+  common::Result<store::Operator> Whoami(std::string_view operator_id);
+  common::Result<std::vector<store::Operator>> ListOperators(std::string_view operator_id);
+  // Registers an operator with a client certificate (PEM) that chains to the
+  // operator CA and is valid now. Returns the stored operator.
+  common::Result<store::Operator> AddOperator(std::string_view operator_id, store::Operator op,
+                                              std::string_view certificate_pem);
+  // Replaces (new PEM) or clears (empty) an operator's certificate: the old
+  // one is refused from then on. Returns the new fingerprint ("" cleared).
+  common::Result<std::string> SetOperatorCertificate(std::string_view operator_id, std::string_view id,
+                                                     std::string_view certificate_pem);
+  // Disables a person; returns the agents suspended because they were their
+  // last active owner. EnableOperator leaves those agents suspended.
+  common::Result<std::vector<std::string>> DisableOperator(std::string_view operator_id, std::string_view id);
+  common::Status EnableOperator(std::string_view operator_id, std::string_view id);
+
+  // Trust anchors (changes: infra). Anchors added here count beside the
+  // configuration file's at the next enrollment.
+  common::Result<std::vector<TrustAnchorInfo>> ListTrustAnchors(std::string_view operator_id);
+  // `anchor.kind` and the kind's fields (manufacturer_ca: value = one PEM CA
+  // certificate; ek_pin: value = 64 hex digits; auto_approve: host_group);
+  // the id is derived. Returns the stored anchor.
+  common::Result<store::TrustAnchor> AddTrustAnchor(std::string_view operator_id, store::TrustAnchor anchor);
+  common::Status RemoveTrustAnchor(std::string_view operator_id, std::string_view id);
+
+  // Hosts.
+  common::Result<std::vector<HostInfo>> ListHosts(std::string_view operator_id,
+                                                  std::optional<store::HostStatus> status);
+  // Revokes a host and its outstanding tokens (infra).
+  common::Status RevokeHost(std::string_view operator_id, std::string_view host_id);
+
+  // Agents. Changes: an owner of the agent or infra.
+  common::Result<std::vector<store::Agent>> ListAgents(std::string_view operator_id);
+  common::Result<store::Agent> GetAgent(std::string_view operator_id, std::string_view agent_id);
+  common::Result<std::vector<store::Manifest>> ListManifests(std::string_view operator_id, std::string_view agent_id);
+  common::Result<store::Agent> UpdateAgent(std::string_view operator_id, std::string_view agent_id,
+                                           const AgentUpdate& update);
+  // kSuspended / kActive (resume: refused when retired or without an active
+  // owner) / kRetired (final). Suspending and retiring revoke the agent's
+  // outstanding tokens.
+  common::Result<store::Agent> SetAgentStatus(std::string_view operator_id, std::string_view agent_id,
+                                              store::AgentStatus status, std::string_view reason);
+  // Every pending manifest version, oldest first.
+  common::Result<std::vector<store::Manifest>> PendingReviews(std::string_view operator_id);
+
+  // Just-in-time elevation. Requested by an owner of the agent; approved or
+  // rejected by someone else with the infra or reviewer role or another
+  // owner; revoked by the requester, an owner or infra (which also revokes
+  // the agent's outstanding tokens). The window starts at approval.
+  common::Result<store::JitGrant> RequestJit(std::string_view operator_id, std::string_view agent_id,
+                                             std::vector<std::string> scopes, int64_t duration_seconds,
+                                             std::string_view reason);
+  common::Result<store::JitGrant> DecideJit(std::string_view operator_id, std::string_view grant_id, bool approve,
+                                            std::string_view comment);
+  common::Result<store::JitGrant> RevokeJit(std::string_view operator_id, std::string_view grant_id);
+  common::Result<std::vector<store::JitGrant>> ListJit(std::string_view operator_id, std::string_view agent_id);
+  // "pending" | "active" | "expired" | "rejected" | "revoked" at the clock's now.
+  std::string JitState(const store::JitGrant& grant) const;
+
+  // The inventory (docs/cli.md "agentroot inventory"): every agent with its
+  // owners, placement, access, last attestation and token, review state and
+  // findings, plus the shadow agents hosts reported.
+  common::Result<common::Json> Inventory(std::string_view operator_id, const InventoryOptions& options);
 
   // Operator revocation, effective at once (introspection, resource servers
   // with the revocation hook). Exactly one of `jti`, `agent_id`, `host_id`.
@@ -278,6 +392,17 @@ class VerifierCore {
   static common::Result<std::shared_ptr<const IssuerKeys>> MakeIssuerKeys(
       std::shared_ptr<const common::Signer> signer, const std::vector<common::Jwk>& published);
   common::Status RequireRole(std::string_view operator_id, store::Role role, store::Operator* out);
+  // The operator, active, with one of `roles` (any role when empty);
+  // PERMISSION_DENIED otherwise, audited as `action` on `subject`.
+  common::Result<store::Operator> RequireAnyRole(std::string_view operator_id, std::vector<store::Role> roles,
+                                                 std::string_view action, std::string_view subject);
+  // The agent, and whether `op` may change it (an owner, or infra).
+  common::Result<store::Agent> AgentForChange(const store::Operator& op, std::string_view agent_id,
+                                              std::string_view action);
+  // The EK validator for this enrollment: the configuration's roots plus
+  // the store's manufacturer_ca anchors (rebuilt when they change).
+  common::Result<std::shared_ptr<const EkCertificateValidator>> CurrentEkValidator(
+      const std::vector<store::TrustAnchor>& anchors);
   // Seconds until the agent may get a token again; 0 when under the limit.
   common::Result<int64_t> TokenRetryAfter(const std::string& agent_id, int64_t now);
   // The session binding of a token request (verifier_session.cc): verified
@@ -294,6 +419,9 @@ class VerifierCore {
   std::shared_ptr<const IssuerKeys> issuer_keys_;
   std::mutex rotate_mu_;  // one rotation at a time
   std::unique_ptr<EkCertificateValidator> ek_validator_;
+  std::mutex ek_mu_;  // guards the two below
+  std::string store_roots_pem_;  // the store's CA anchors the cached validator was built with
+  std::shared_ptr<const EkCertificateValidator> combined_validator_;
   const common::Clock& clock_;
   std::atomic<int64_t> last_purge_{0};
 };
