@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   // ---- operator -----------------------------------------------------------
   CLI::App* op = app.add_subcommand("operator", "Operator identities: the operator CA, credentials, roles");
   op->require_subcommand(1);
+  op->footer("Examples:\n  agentroot operator ca-init --dir /secure/operator-ca\n  agentroot operator issue --ca-dir /secure/operator-ca --id bob --out ./bob\n  agentroot operator add bob --name \"Bob Roe\" --role owner --cert bob/bob.crt");
   {
     auto args = std::make_shared<ap::OperatorCaInitArgs>();
     CLI::App* s = Sub(op, "ca-init", "Create the operator CA (offline): a P-256 key (0600) and a self-signed certificate",
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
   // ---- trust --------------------------------------------------------------
   CLI::App* trust = app.add_subcommand("trust", "Trust anchors: TPM manufacturer CAs, pinned EKs, auto-approval");
   trust->require_subcommand(1);
+  trust->footer("Examples:\n  agentroot trust list\n  agentroot trust pin-ek --ek-public ek.pub --group lab");
   {
     CLI::App* s = Sub(trust, "list", "List trust anchors (from the store and the verifier's config)", "agentroot trust list");
     s->callback([&select] { select({"trust list", Online([](ap::AdminApi& api) { return ap::TrustList(api); }), ap::RenderTrustAnchors}); });
@@ -246,6 +248,7 @@ int main(int argc, char** argv) {
   // ---- hosts --------------------------------------------------------------
   CLI::App* hosts = app.add_subcommand("hosts", "Hosts: list, approve, revoke");
   hosts->require_subcommand(1);
+  hosts->footer("Examples:\n  agentroot hosts list --status pending\n  agentroot hosts approve host-7c1e2d");
   {
     auto status = std::make_shared<std::string>();
     CLI::App* s = Sub(hosts, "list", "List hosts with their EK identity and last attestation",
@@ -268,6 +271,7 @@ int main(int argc, char** argv) {
   // ---- agents -------------------------------------------------------------
   CLI::App* agents = app.add_subcommand("agents", "Agents: register, update, suspend, resume, retire");
   agents->require_subcommand(1);
+  agents->footer("Examples:\n  agentroot agents list\n  agentroot agents suspend invoice-bot --reason INC-4711");
   {
     CLI::App* s = Sub(agents, "list", "List registered agents", "agentroot agents list -o csv");
     s->callback([&select] { select({"agents list", Online([](ap::AdminApi& api) { return ap::AgentsList(api); }), ap::RenderAgents}); });
@@ -353,6 +357,7 @@ int main(int argc, char** argv) {
   // ---- reviews ------------------------------------------------------------
   CLI::App* reviews = app.add_subcommand("reviews", "Manifest reviews (separation of duties: not by an owner)");
   reviews->require_subcommand(1);
+  reviews->footer("Examples:\n  agentroot reviews list\n  agentroot reviews approve invoice-bot 2 --comment \"diff checked\"");
   {
     CLI::App* s = Sub(reviews, "list", "List manifest versions waiting for review, oldest first", "agentroot reviews list");
     s->callback([&select] { select({"reviews list", Online([](ap::AdminApi& api) { return ap::ReviewsList(api); }), ap::RenderReviews}); });
@@ -377,6 +382,7 @@ int main(int argc, char** argv) {
   // ---- jit ----------------------------------------------------------------
   CLI::App* jit = app.add_subcommand("jit", "Just-in-time elevation: time-boxed extra scopes, approved by someone else");
   jit->require_subcommand(1);
+  jit->footer("Examples:\n  agentroot jit request invoice-bot --scope invoices:approve --for 2h --reason \"quarter close\"\n  agentroot jit approve jit-5d0c1f");
   {
     auto args = std::make_shared<ap::JitRequestArgs>();
     CLI::App* s = Sub(jit, "request", "Request extra scopes for a bounded time (an owner of the agent)",
@@ -429,6 +435,7 @@ int main(int argc, char** argv) {
   // ---- audit --------------------------------------------------------------
   CLI::App* audit = app.add_subcommand("audit", "The hash-chained audit log: export and offline verification");
   audit->require_subcommand(1);
+  audit->footer("Examples:\n  agentroot audit export --from 2025-03-01 --out march.jsonl\n  agentroot audit verify march.jsonl --anchor SEQ:HASH");
   {
     auto args = std::make_shared<ap::AuditExportArgs>();
     auto from = std::make_shared<std::string>();
@@ -518,6 +525,7 @@ int main(int argc, char** argv) {
   // ---- config -------------------------------------------------------------
   CLI::App* cfg = app.add_subcommand("config", "The CLI's own settings");
   cfg->require_subcommand(1);
+  cfg->footer("Example:\n  agentroot config show");
   {
     CLI::App* s = Sub(cfg, "show", "Show the resolved settings (paths only, never key material)",
                       "agentroot config show");
