@@ -90,14 +90,7 @@ Result<int> FreeLoopbackPort() {
   return common::InternalError("no free loopback port");
 }
 
-Status WriteFile(const fs::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) return common::InternalError("writing " + path.string());
-  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
-  return Status::Ok();
-}
+using e2e::WriteFile;
 
 // The JSON payload of a compact JWS (not verified: the test only reads jti).
 Json JwsPayload(std::string_view jws) {

@@ -17,6 +17,16 @@
 extern char** environ;
 
 namespace agentroot::e2e {
+
+common::Status WriteFile(const std::filesystem::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.close();
+  if (!out) return common::InternalError("writing " + path.string());
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return common::Status::Ok();
+}
+
 namespace {
 
 using common::Result;

@@ -36,6 +36,9 @@ struct VerifierProcessOptions {
   std::chrono::milliseconds ready_timeout{30'000};
 };
 
+// Writes `text` to `path` (truncating), owner read/write only.
+common::Status WriteFile(const std::filesystem::path& path, std::string_view text);
+
 class VerifierProcess {
  public:
   // Starts it and waits until GET /.well-known/jwks.json answers 200.
