@@ -205,8 +205,19 @@ TEST_F(CliE2eTest, EveryCommandWithItsRolesOverMutualTls) {
   ASSERT_EQ(operators.exit_code, 0) << operators;
   EXPECT_EQ(operators.json()["operators"].size(), 5u);
   ExpectRefused(As("alice", {"operator", "list"}), 4);
-  // An expired credential is refused before anything is sent.
+  // An expired credential is refused before anything is sent, and by the verifier if sent anyway.
   ExpectRefused(As("old", {"operator", "whoami"}), 4, "expired");
+  {
+    http::ClientOptions options;
+    options.base_url = verifier_->base_url();
+    options.ca_pem = pki_->ca_certificate_pem();
+    options.client_certificate_chain_pem = e2e::ReadTextFile(dir_ / "creds" / "old.crt");
+    options.client_private_key_pem = common::SecretBytes(common::AsBytes(e2e::ReadTextFile(dir_ / "creds" / "old.key")));
+    auto client = http::HttpClient::Create(std::move(options));
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    auto answer = (*client)->Get("/v1/whoami");
+    EXPECT_TRUE(!answer.ok() || answer->status == 401) << (answer.ok() ? answer->body : answer.status().ToString());
+  }
 
   // ---- Trust anchors and hosts: no manufacturer CA yet, so enrollment fails.
   EXPECT_EQ(EnrollMachine("crm-hosts", "ak-1").challenge.status, 401);
