@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "agentroot/attestation/ek_certificate.h"
 #include "agentroot/common/bytes.h"
 #include "agentroot/common/openssl.h"
 #include "agentroot/common/secret_bytes.h"
@@ -27,44 +28,17 @@ using Asn1IntegerPtr = common::OpenSslPtr<ASN1_INTEGER, ASN1_INTEGER_free>;
 
 constexpr int64_t kBackdateSeconds = 300;  // tolerate small clock skew at the verifier
 
-std::string NameText(const X509_NAME* name) {
-  common::BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "";
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<std::size_t>(len));
-}
-
-Result<int64_t> AsnTimeToUnix(const ASN1_TIME* t) {
-  std::tm tm{};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return OpenSslInternal("ASN1_TIME_to_tm");
-  return static_cast<int64_t>(timegm(&tm));
-}
-
-Result<common::Bytes> CertDer(X509* cert) {
-  int len = i2d_X509(cert, nullptr);
-  if (len <= 0) return OpenSslInternal("i2d_X509");
-  common::Bytes der(static_cast<std::size_t>(len));
-  unsigned char* p = der.data();
-  if (i2d_X509(cert, &p) != len) return OpenSslInternal("i2d_X509");
-  return der;
-}
-
+// What an operator sees of a certificate: attestation's summary plus the
+// fingerprint the verifier names operators by.
 Result<CertificateInfo> Inspect(X509* cert) {
+  AR_ASSIGN_OR_RETURN(attestation::CertificateSummary summary, attestation::SummarizeCertificate(cert));
   CertificateInfo info;
-  info.subject = NameText(X509_get_subject_name(cert));
-  info.issuer = NameText(X509_get_issuer_name(cert));
-  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
-  common::BignumPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
-  if (!bn) return OpenSslInternal("serial");
-  char* hex = BN_bn2hex(bn.get());
-  if (hex == nullptr) return OpenSslInternal("BN_bn2hex");
-  info.serial_hex = hex;
-  OPENSSL_free(hex);
-  AR_ASSIGN_OR_RETURN(info.not_before, AsnTimeToUnix(X509_get0_notBefore(cert)));
-  AR_ASSIGN_OR_RETURN(info.not_after, AsnTimeToUnix(X509_get0_notAfter(cert)));
-  AR_ASSIGN_OR_RETURN(common::Bytes der, CertDer(cert));
-  info.sha256_hex = common::HexEncode(common::Sha256(der));
+  info.subject = std::move(summary.subject);
+  info.issuer = std::move(summary.issuer);
+  info.serial_hex = std::move(summary.serial_hex);
+  info.not_before = summary.not_before;
+  info.not_after = summary.not_after;
+  info.sha256_hex = common::HexEncode(common::Sha256(summary.der));
   return info;
 }
 
