@@ -176,9 +176,11 @@ CREATE TABLE jit_grants (
 CREATE INDEX jit_grants_by_agent ON jit_grants (agent_id, status, expires_at);
 
 CREATE INDEX manifests_by_status ON manifests (status, created_at);
-CREATE INDEX audit_log_by_action_subject ON audit_log (action, decision, subject, ts);
-CREATE INDEX audit_log_by_action_actor ON audit_log (action, decision, actor, ts);
-CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+-- Partial: only the records the inventory reads are indexed, so the hot
+-- path's token.issue appends maintain none of these.
+CREATE INDEX audit_log_attest_by_subject ON audit_log (decision, subject, ts, action) WHERE action = 'attest';
+CREATE INDEX audit_log_attest_by_actor ON audit_log (decision, actor, ts, action) WHERE action = 'attest';
+CREATE INDEX audit_log_shadow ON audit_log (seq) WHERE action = 'agent.shadow';
 )sql";
 
 constexpr Migration kSqliteMigrations[] = {
@@ -350,9 +352,11 @@ CREATE TABLE jit_grants (
 CREATE INDEX jit_grants_by_agent ON jit_grants (agent_id, status, expires_at);
 
 CREATE INDEX manifests_by_status ON manifests (status, created_at);
-CREATE INDEX audit_log_by_action_subject ON audit_log (action, decision, subject, ts);
-CREATE INDEX audit_log_by_action_actor ON audit_log (action, decision, actor, ts);
-CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+-- Partial: only the records the inventory reads are indexed, so the hot
+-- path's token.issue appends maintain none of these.
+CREATE INDEX audit_log_attest_by_subject ON audit_log (decision, subject, ts, action) WHERE action = 'attest';
+CREATE INDEX audit_log_attest_by_actor ON audit_log (decision, actor, ts, action) WHERE action = 'attest';
+CREATE INDEX audit_log_shadow ON audit_log (seq) WHERE action = 'agent.shadow';
 )sql";
 
 constexpr Migration kPostgresMigrations[] = {

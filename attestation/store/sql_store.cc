@@ -1197,23 +1197,20 @@ class SqlStore final : public Store {
 
   Result<std::map<std::string, int64_t>> LatestAuditBySubject(std::string_view action,
                                                               AuditDecision decision) override {
-    return LatestAuditBy(
-        "SELECT subject, MAX(ts) FROM audit_log WHERE action = $1 AND decision = $2 GROUP BY subject", action,
-        decision);
+    return LatestAuditBy("subject", action, decision);
   }
 
   Result<std::map<std::string, int64_t>> LatestAuditByActor(std::string_view action,
                                                             AuditDecision decision) override {
-    return LatestAuditBy(
-        "SELECT actor, MAX(ts) FROM audit_log WHERE action = $1 AND decision = $2 GROUP BY actor", action,
-        decision);
+    return LatestAuditBy("actor", action, decision);
   }
 
   Result<std::vector<AuditEntry>> AuditByAction(std::string_view action, std::size_t limit) override {
     const int64_t n = static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max()));
+    AR_ASSIGN_OR_RETURN(std::string literal, ActionLiteral(action));
     return GetMany<AuditEntry>(
-        Sql("SELECT ", kAuditColumns, " FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT $2"),
-        {action, n}, AuditFromRow);
+        Sql("SELECT ", kAuditColumns, " FROM audit_log WHERE action = " + literal + " ORDER BY seq DESC LIMIT $1"),
+        {n}, AuditFromRow);
   }
 
  private:
@@ -1504,10 +1501,27 @@ class SqlStore final : public Store {
 
   // `sql`: "SELECT <key>, MAX(ts) FROM audit_log WHERE action = $1 AND
   // decision = $2 GROUP BY <key>", read from a covering index.
-  Result<std::map<std::string, int64_t>> LatestAuditBy(std::string_view sql, std::string_view action,
+  // The action is written into the SQL as a literal (after checking it is
+  // a plain action name), not bound: only then can the planners use the
+  // partial indexes, which cover only the actions the inventory reads
+  // ("attest", "agent.shadow"), so that the hot path's token.issue records
+  // maintain none of them.
+  static Result<std::string> ActionLiteral(std::string_view action) {
+    if (action.empty() || action.size() > 64 || !std::all_of(action.begin(), action.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        })) {
+      return common::InvalidArgumentError("audit action must be [a-z0-9._-], 1-64 characters");
+    }
+    return "'" + std::string(action) + "'";
+  }
+
+  Result<std::map<std::string, int64_t>> LatestAuditBy(std::string_view column, std::string_view action,
                                                        AuditDecision decision) {
+    AR_ASSIGN_OR_RETURN(std::string literal, ActionLiteral(action));
+    const std::string sql = "SELECT " + std::string(column) + ", MAX(ts) FROM audit_log WHERE action = " + literal +
+                            " AND decision = $1 GROUP BY " + std::string(column);
     AR_ASSIGN_OR_RETURN(Lease lease, Acquire());
-    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec(sql, {action, AuditDecisionName(decision)}));
+    AR_ASSIGN_OR_RETURN(SqlResult r, lease->Exec(sql, {AuditDecisionName(decision)}));
     std::map<std::string, int64_t> latest;
     for (const SqlRow& row : r.rows) latest[row.Text(0)] = row.Int(1);
     return latest;
