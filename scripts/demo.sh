@@ -6,15 +6,21 @@
 # and checks every outcome.
 #
 # 1. Two simulated machines (agentroot-sim: one swtpm each, EK certificates
-#    from a local "TPM manufacturer" CA); a throwaway PKI (openssl): a CA, TLS
-#    certificates for the verifier and the CRM API, client certificates of four
-#    operators; a SoftHSM2 token created in the demo directory for the issuer
-#    key; agentroot-verifier (SQLite, issuer key in that token);
-#    agentroot-resource-demo (the CRM API); agentroot-hostd on machine-0 with
-#    one agent manifest, sales-bot, naming a COPY of agentroot-example-agent.
-# 2-7. agentroot-demo narrates: enrollment and governance, the agent's token,
-#    a shadow agent, the stolen token on machine-1, the changed binary, the
-#    summary from the audit log and the API's decision log.
+#    from a local "TPM manufacturer" CA); a throwaway TLS PKI (openssl: a CA,
+#    TLS certificates for the verifier and the CRM API); the operator CA and
+#    the credentials of four operators, made with the agentroot CLI
+#    (`operator ca-init`, `operator issue`); a SoftHSM2 token created in the
+#    demo directory for the issuer key; agentroot-verifier (SQLite, issuer key
+#    in that token, one bootstrap operator: carol, infra), who registers the
+#    other operators with `agentroot operator add`; one CLI config file per
+#    operator; agentroot-resource-demo (the CRM API); agentroot-hostd on
+#    machine-0 with one agent manifest, sales-bot, naming a COPY of
+#    agentroot-example-agent.
+# 2-9. agentroot-demo narrates, every operator step an `agentroot` command:
+#    enrollment and governance, the agent's token, a shadow agent, the stolen
+#    token on machine-1, a JIT elevation, the changed binary, the inventory,
+#    the summary from the audit log (exported and verified with the CLI) and
+#    the API's decision log.
 # Last. Every process is stopped (also on failure or Ctrl-C) and the demo
 #    directory removed. Exit status: 0 when every step behaved as expected.
 #
@@ -25,7 +31,7 @@ set -euo pipefail
 BUILD_DIR="$(cd "${1:-build}" && pwd)"
 BIN="$BUILD_DIR/bin"
 SIM="$BIN/agentroot-sim"
-for bin in agentroot-sim agentroot-verifier agentroot-demo agentroot-hostd agentroot-token \
+for bin in agentroot agentroot-sim agentroot-verifier agentroot-demo agentroot-hostd agentroot-token \
            agentroot-example-agent agentroot-resource-demo; do
   [[ -x "$BIN/$bin" ]] || { echo "demo: $BIN/$bin not built; run 'make demo'" >&2; exit 1; }
 done
@@ -40,6 +46,7 @@ else
 fi
 say() { printf '   %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
+indent() { sed 's/^/     /'; }
 
 STARTED=$SECONDS
 DEMO_DIR="$(mktemp -d /tmp/agentroot-demo.XXXXXX)"
@@ -117,7 +124,7 @@ MANUFACTURER_INTERMEDIATE="$(fleet_field 'f.get("manufacturer_intermediate", "")
 TCTI0="$(fleet_field 'f["machines"][0]["tcti"]')"
 MACHINE0="$(fleet_field 'f["machines"][0]["name"]')"
 
-# A throwaway PKI: the verifier's and the API's TLS, the operators' mutual TLS.
+# A throwaway TLS PKI (openssl): the verifier's and the API's server certificates.
 PKI="$DEMO_DIR/pki"
 mkdir -m 700 "$PKI"
 cat > "$PKI/openssl.cnf" <<'CNF'
@@ -136,16 +143,10 @@ extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1, DNS:localhost
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-[client]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
 CNF
 newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
 openssl req -x509 "${newkey[@]}" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 1 \
-  -subj "/O=agentroot demo/CN=agentroot demo CA" -config "$PKI/openssl.cnf" -extensions ca 2>/dev/null
+  -subj "/O=agentroot demo/CN=agentroot demo TLS CA" -config "$PKI/openssl.cnf" -extensions ca 2>/dev/null
 issue() {  # issue NAME SUBJECT EXTENSIONS
   openssl req -new "${newkey[@]}" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" -subj "$2" \
     -config "$PKI/openssl.cnf" 2>/dev/null
@@ -156,15 +157,56 @@ issue() {  # issue NAME SUBJECT EXTENSIONS
 }
 issue server "/O=agentroot demo/CN=localhost" server
 issue crm "/O=agentroot demo/CN=crm" server
-OPERATORS=("carol:infra" "alice:owner,reviewer" "bob:reviewer" "audrey:auditor")
+say "TLS (openssl): a demo CA (pki/ca.crt), server certificates for the verifier and the CRM API"
+
+# The operators' identities, made with the agentroot CLI as an infra engineer
+# would on an offline machine: the operator CA, then one credential each.
+# Every CLI command runs in the demo directory (relative paths) and is shown
+# as typed, prompt = who types it.
+AGENTROOT="$BIN/agentroot"
+OPS="$DEMO_DIR/operators"
+mkdir -m 700 "$OPS"
+show_command() {  # show_command WHO ARGS...: prints "WHO$ agentroot ARGS" (quoted where needed)
+  local who=$1 line="" arg
+  shift
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_.,:/=+@-]+$ ]]; then line+=" $arg"; else line+=" \"$arg\""; fi
+  done
+  say "$who\$ agentroot${line}"
+}
+CLI_OUT=""
+offline() {  # offline WHO ARGS...: an agentroot command that needs no verifier; its stdout in CLI_OUT
+  local who=$1 rc=0
+  shift
+  show_command "$who" "$@"
+  CLI_OUT="$(cd "$DEMO_DIR" && "$AGENTROOT" "$@" 2>"$DEMO_DIR/cli.err")" || rc=$?
+  [[ $rc == 0 ]] || die "agentroot $1 $2 exited $rc: $(head -n1 "$DEMO_DIR/cli.err")"
+}
+as() {  # as WHO ARGS...: an agentroot command as operator WHO (--config operators/WHO.toml); stdout in CLI_OUT
+  local who=$1 rc=0
+  shift
+  show_command "$who" "$@"
+  CLI_OUT="$(cd "$DEMO_DIR" && "$AGENTROOT" --config "operators/$who.toml" "$@" 2>"$DEMO_DIR/cli.err")" || rc=$?
+  [[ $rc == 0 ]] || die "agentroot $1 $2 as $who exited $rc: $(head -n1 "$DEMO_DIR/cli.err")"
+}
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+OPERATORS=("carol:infra:Carol Rao" "alice:owner,reviewer:Alice Doe" "bob:reviewer:Bob Roe" "audrey:auditor:Audrey Poe")
+say "the operator CA and credentials (agentroot CLI; on an offline machine in real life):"
+offline carol operator ca-init --dir operator-ca --name "agentroot demo operator CA" --days 2
+[[ -s "$DEMO_DIR/operator-ca/ca.crt" && "$(stat -c %a "$DEMO_DIR/operator-ca/ca.key")" == 600 ]] \
+  || die "operator ca-init did not write operator-ca/ca.crt and a 0600 ca.key"
 declare -A FP
 for entry in "${OPERATORS[@]}"; do
   name="${entry%%:*}"
-  issue "$name" "/O=agentroot demo/OU=operators/CN=$name" client
-  FP[$name]="$(openssl x509 -in "$PKI/$name.crt" -outform DER | sha256sum | cut -d' ' -f1)"
+  rest="${entry#*:}"
+  offline carol -o json operator issue --ca-dir operator-ca --id "$name" --name "${rest#*:}" --days 1 \
+    --out "operators/$name"
+  FP[$name]="$(json_field certificate_sha256 <<<"$CLI_OUT")"
+  [[ "${FP[$name]}" == "$(openssl x509 -in "$OPS/$name/$name.crt" -outform DER | sha256sum | cut -d' ' -f1)" ]] \
+    || die "operator issue: the printed fingerprint of $name's certificate is not its SHA-256"
+  say "  -> operators/$name/$name.crt (CN=$name) and $name.key (0600), certificate_sha256 ${FP[$name]:0:16}…"
 done
-say "PKI (openssl): a demo CA; TLS certificates for the verifier and the CRM API; client certificates"
-say "for the operators carol (infra), alice (owner, reviewer), bob (reviewer), audrey (auditor)"
 
 # The issuer key lives in a SoftHSM2 token created for this run, in the demo
 # directory (a private SOFTHSM2_CONF, as hsm/testing ScopedSoftHsmToken does).
@@ -188,7 +230,7 @@ write_verifier_config() {  # write_verifier_config PORT
 listen = "127.0.0.1:$1"
 tls_certificate = "$PKI/server.crt"
 tls_private_key = "$PKI/server.key"
-operator_ca = "$PKI/ca.crt"
+operator_ca = "$DEMO_DIR/operator-ca/ca.crt"
 inline_handlers = true
 threads = 2
 
@@ -209,16 +251,14 @@ token = "agentroot-demo"
 pin_env = "AGENTROOT_ISSUER_PIN"
 key_id = "issuer-1"
 TOML
-  for entry in "${OPERATORS[@]}"; do
-    local name="${entry%%:*}" roles="${entry#*:}"
-    cat >> "$DEMO_DIR/verifier.toml" <<TOML
+  # Only carol (infra) is bootstrapped; she registers the others with the CLI.
+  cat >> "$DEMO_DIR/verifier.toml" <<TOML
 
 [[bootstrap_operators]]
-id = "$name"
-roles = [$(sed 's/[^,]*/"&"/g; s/,/, /g' <<<"$roles")]
-certificate_sha256 = "${FP[$name]}"
+id = "carol"
+roles = ["infra"]
+certificate_sha256 = "${FP[carol]}"
 TOML
-  done
 }
 jwks_ready() {  # jwks_ready PORT
   python3 - "$1" "$PKI/ca.crt" <<'PY'
@@ -252,7 +292,39 @@ done
 [[ -n "$PORT" ]] || die "no free port after 5 attempts"
 VERIFIER_URL="https://127.0.0.1:$PORT"
 say "agentroot-verifier: pid ${PIDS[verifier]}, $VERIFIER_URL, SQLite store, issuer key generated inside"
-say "the SoftHSM2 token (PKCS#11); no host group is auto-approved"
+say "the SoftHSM2 token (PKCS#11); no host group is auto-approved; it trusts operator-ca/ca.crt for"
+say "client certificates and knows one operator, carol (infra, bootstrapped by her certificate_sha256)"
+
+# One CLI config file per operator (paths relative to the file's directory).
+for entry in "${OPERATORS[@]}"; do
+  name="${entry%%:*}"
+  cat > "$OPS/$name.toml" <<TOML
+# agentroot CLI settings of $name (docs/cli.md); written by scripts/demo.sh.
+verifier    = "$VERIFIER_URL"
+ca          = "../pki/ca.crt"
+certificate = "$name/$name.crt"
+private_key = "$name/$name.key"
+TOML
+done
+say "CLI config files operators/{carol,alice,bob,audrey}.toml (verifier URL, TLS CA, certificate, key);"
+say "NAME\$ agentroot … below runs agentroot --config operators/NAME.toml …"
+for entry in "${OPERATORS[@]:1}"; do
+  name="${entry%%:*}"
+  rest="${entry#*:}"
+  roles=()
+  IFS=, read -ra role_list <<<"${rest%%:*}"
+  for role in "${role_list[@]}"; do roles+=(--role "$role"); done
+  as carol operator add "$name" --name "${rest#*:}" "${roles[@]}" --cert "operators/$name/$name.crt"
+done
+as carol operator list
+indent <<<"$CLI_OUT"
+CLI_OUT="$(cd "$DEMO_DIR" && "$AGENTROOT" --config operators/carol.toml -o json operator list)"
+python3 -c '
+import json, sys
+listed = {o["id"]: sorted(o["roles"]) for o in json.loads(sys.argv[1])["operators"] if o["status"] == "active"}
+expected = {e.split(":")[0]: sorted(e.split(":")[1].split(",")) for e in sys.argv[2:]}
+sys.exit(0 if listed == expected else 1)' "$CLI_OUT" "${OPERATORS[@]}" \
+  || die "operator list does not show the four operators with their roles: $CLI_OUT"
 
 AUDIENCE="https://crm.example"
 TSS2_LOG=all+NONE "$BIN/agentroot-resource-demo" --listen 127.0.0.1:0 --ready-file "$DEMO_DIR/crm.port" \
@@ -302,13 +374,14 @@ worker_threads = 4
 [timing]
 enroll_backoff_initial_ms = 200
 status_poll_seconds = 1
+revocation_check_seconds = 1
 TOML
 TSS2_LOG=all+NONE "$BIN/agentroot-hostd" --config "$HOSTD_DIR/hostd.toml" 2>"$DEMO_DIR/hostd.log" &
 PIDS[hostd]=$!
 wait_for "agentroot-hostd" 10 "${PIDS[hostd]}" test -S "$HOSTD_DIR/hostd.sock"
 
 TSS2_LOG=all+NONE "$BIN/agentroot-demo" \
-  --verifier "$VERIFIER_URL" --ca "$PKI/ca.crt" --operator-dir "$PKI" \
+  --verifier "$VERIFIER_URL" --ca "$PKI/ca.crt" --cli "$AGENTROOT" --operator-configs "$OPS" \
   --infra carol --owner alice --reviewer bob --auditor audrey \
   --fleet "$FLEET" --work-dir "$DEMO_DIR/narrator" \
   --hostd-socket "$HOSTD_DIR/hostd.sock" --hostd-state-dir "$HOSTD_DIR/state" --hostd-pid "${PIDS[hostd]}" \

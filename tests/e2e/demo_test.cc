@@ -1,8 +1,9 @@
 // `make demo` as an e2e test: runs scripts/demo.sh against this build (the
 // same script, the same scenario: two swtpm machines, the verifier with its
 // issuer key in SoftHSM2, the CRM API, agentroot-hostd, the narrator) and
-// checks its exit status, the outcome of every step as it narrates them, and
-// that every process it started is gone afterwards — also when it is
+// checks its exit status, the outcome of every step as it narrates them (the
+// operators' `agentroot` commands as typed, their output and the narrator's
+// verdicts), and that every process it started is gone afterwards — also when it is
 // interrupted with Ctrl-C in the middle of the story.
 #include <fcntl.h>
 #include <signal.h>
@@ -128,28 +129,79 @@ TEST_F(DemoTest, EveryStepBehavesAsNarratedAndEverythingIsStopped) {
   std::string out = ReadAll(log_);
   ASSERT_EQ(how, "exited with status 0") << out;
 
-  // 2. enrollment and governance.
+  // 1. the operator PKI made with the CLI; only carol bootstrapped, she adds the others.
+  EXPECT_THAT(out, HasSubstr("carol$ agentroot operator ca-init --dir operator-ca"));
+  for (const char* op : {"carol", "alice", "bob", "audrey"}) {
+    EXPECT_THAT(out, HasSubstr(std::string("carol$ agentroot -o json operator issue --ca-dir operator-ca --id ") + op));
+    EXPECT_THAT(out, ::testing::ContainsRegex(std::string("-> operators/") + op + "/" + op + "\\.crt \\(CN=" + op +
+                                              "\\) and " + op + "\\.key \\(0600\\), certificate_sha256 [0-9a-f]{16}"));
+  }
+  EXPECT_THAT(out, HasSubstr("carol$ agentroot operator add alice --name \"Alice Doe\" --role owner --role reviewer "
+                             "--cert operators/alice/alice.crt"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("alice +Alice Doe +owner,reviewer +active"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("audrey +Audrey Poe +auditor +active"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("bob +Bob Roe +reviewer +active"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("carol +carol +infra +active"));
+  // 2. enrollment and governance, each operator step an agentroot command.
   EXPECT_THAT(out, HasSubstr("is 'pending' (the group crm-hosts is not auto-approved)"));
+  EXPECT_THAT(out, HasSubstr("carol$ agentroot hosts list --status pending"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("host-[0-9a-f]+ +crm-hosts +pending"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("carol\\$ agentroot -o json hosts approve host-[0-9a-f]+\n"
+                                            " +-> host host-[0-9a-f]+ is approved"));
   EXPECT_THAT(out, HasSubstr("hostd learns it is approved"));
-  EXPECT_THAT(out, HasSubstr("reviews her own manifest -> HTTP 403"));
+  EXPECT_THAT(out, HasSubstr("alice$ agentroot -o json agents register sales-bot --owner alice --group crm-hosts "
+                             "--scope crm.read --audience https://crm.example --max-ttl 5m --expires-in 1d "
+                             "--manifest sales-bot.manifest.json"));
+  EXPECT_THAT(out, HasSubstr("alice (owner) registered spiffe://example.org/agent/sales-bot"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("bob\\$ agentroot reviews list\n.*\n +sales-bot +1 "));
+  EXPECT_THAT(out, HasSubstr("alice$ agentroot reviews approve sales-bot 1 --comment lgtm\n"
+                             "     agentroot: reviews approve: 403 forbidden: an owner may not review their own agent"));
+  EXPECT_THAT(out, HasSubstr("alice (also a reviewer) approves her own agent's manifest -> refused, exit 4"));
   EXPECT_THAT(out, HasSubstr("bob (reviewer, not an owner) approves manifest v1 -> approved"));
   // 3. the agent's own request.
   EXPECT_THAT(out, ::testing::ContainsRegex("ok  GET https://127\\.0\\.0\\.1:[0-9]+/v1/accounts -> HTTP 200"));
   // 4. the shadow agent.
   EXPECT_THAT(out, HasSubstr("-> refused, exit 1: agentroot-token: unknown_agent"));
   EXPECT_THAT(out, HasSubstr("hostd recorded it as a shadow agent (shadow_agents.jsonl)"));
-  EXPECT_THAT(out, HasSubstr("(auditor) sees it in the verifier's shadow-agent inventory (GET /v1/shadow-agents)"));
+  EXPECT_THAT(out, HasSubstr("audrey$ agentroot -o json inventory\n"));
+  EXPECT_THAT(out, HasSubstr("audrey (auditor) sees it in the inventory's shadow agents (reported by hostd)"));
   // 5. the stolen token, every way.
   EXPECT_THAT(out, HasSubstr("the token alone, no DPoP proof -> HTTP 401 invalid_token"));
   EXPECT_THAT(out, HasSubstr("the token as a Bearer token -> HTTP 401 invalid_token"));
   EXPECT_THAT(out, HasSubstr("signed by machine-1's TPM key (not the token's cnf.jkt) -> HTTP 401 invalid_dpop_proof"));
   EXPECT_THAT(out, HasSubstr("the agent's old proof, replayed -> HTTP 401 invalid_dpop_proof"));
-  // 6. the changed binary.
+  // 6. the JIT elevation: requested, refused to its requester, approved by bob, used, revoked.
+  EXPECT_THAT(out, HasSubstr("alice$ agentroot -o json jit request sales-bot --scope crm.export --for 10m "
+                             "--reason \"quarterly export for finance\""));
+  EXPECT_THAT(out, ::testing::ContainsRegex("-> grant jit-[A-Za-z0-9_-]+ is pending"));
+  EXPECT_THAT(out, HasSubstr("agentroot: jit approve: 403 forbidden"));
+  EXPECT_THAT(out, HasSubstr("alice approves her own request -> refused, exit 4"));
+  EXPECT_THAT(out, HasSubstr("bob approves it -> active until"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("jit-[A-Za-z0-9_-]+ +spiffe://example\\.org/agent/sales-bot +crm\\.export +"
+                                            "active +600s +alice"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("scope 'crm\\.export', agentroot\\.jit \\[\"jit-[A-Za-z0-9_-]+\"\\]; "
+                                            "GET https://127\\.0\\.0\\.1:[0-9]+/v1/export -> HTTP 200"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("alice ends it early -> jit-[A-Za-z0-9_-]+ is revoked"));
+  EXPECT_THAT(out, HasSubstr("the agent asks for crm.export again -> refused, exit 1: "));
+  EXPECT_THAT(out, HasSubstr("scope_not_allowed"));
+  // 7. the changed binary.
   EXPECT_THAT(out, HasSubstr("measurement_refused"));
   EXPECT_THAT(out, HasSubstr("measurement_not_in_approved_manifest"));
-  // 7. the summary, from the audit log and the API's decisions.
+  // 8. the inventory and its findings.
+  EXPECT_THAT(out, HasSubstr("audrey$ agentroot inventory\n"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("sales-bot +active +alice +group crm-hosts +crm\\.read "));
+  EXPECT_THAT(out, ::testing::ContainsRegex("single_owner +spiffe://example\\.org/agent/sales-bot"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("shadow_agent +host-[0-9a-f]+ +unregistered .*/agentroot-token"));
+  EXPECT_THAT(out, HasSubstr("--fail-on-findings exits 8"));
+  // 9. the summary, from the audit log (exported and verified with the CLI) and the API's decisions.
+  EXPECT_THAT(out, HasSubstr("audrey$ agentroot audit export --out audit.jsonl"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("audit export: [0-9]+ records; anchor 0:0{64}"));
+  EXPECT_THAT(out, HasSubstr("audrey$ agentroot -o json audit verify audit.jsonl"));
   EXPECT_THAT(out, HasSubstr("hash chain verified"));
-  EXPECT_THAT(out, HasSubstr("refused all 4 of the attacker's"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("alice +manifest\\.review spiffe://\\S+#1 +REFUSED +reviewer_is_owner"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("alice +jit\\.approve jit-\\S+ +REFUSED"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("bob +jit\\.approve jit-\\S+ +allowed"));
+  EXPECT_THAT(out, HasSubstr("the API allowed the agent's 2 requests and refused all 4 of the attacker's"));
   EXPECT_THAT(out, HasSubstr("checks behaved as expected"));
   EXPECT_THAT(out, HasSubstr("each exited 0 on SIGTERM"));
   EXPECT_THAT(out, HasSubstr("every step behaved as expected"));
