@@ -256,6 +256,7 @@ TOML
 
 [[bootstrap_operators]]
 id = "carol"
+name = "Carol (infra)"
 roles = ["infra"]
 certificate_sha256 = "${FP[carol]}"
 TOML

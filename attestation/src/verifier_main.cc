@@ -56,6 +56,7 @@ struct Settings {
   struct Operator {
     std::string id, fingerprint;
     std::vector<std::string> roles;
+    std::string name;  // display name; the id when absent
   };
   std::vector<Operator> bootstrap_operators;
 };
@@ -133,7 +134,8 @@ Status LoadToml(Settings& s) {
     for (auto& entry : *ops) {
       auto* op = entry.as_table();
       if (op == nullptr) return agentroot::common::InvalidArgumentError("bootstrap_operators entries are tables");
-      Settings::Operator o{(*op)["id"].value_or(std::string()), (*op)["certificate_sha256"].value_or(std::string()), {}};
+      Settings::Operator o{(*op)["id"].value_or(std::string()), (*op)["certificate_sha256"].value_or(std::string()), {},
+                           (*op)["name"].value_or(std::string())};
       if (auto* roles = (*op)["roles"].as_array()) {
         for (auto& r : *roles) o.roles.push_back(r.value_or(std::string()));
       }
@@ -295,7 +297,7 @@ Status Run(const Settings& flags, const std::set<std::string>& given) {
     if (shared_store->GetOperator(op.id).ok()) continue;
     agentroot::attestation::store::Operator record;
     record.id = op.id;
-    record.display_name = op.id;
+    record.display_name = op.name.empty() ? op.id : op.name;
     record.client_cert_fingerprint = op.fingerprint;
     for (const auto& r : op.roles) {
       AR_ASSIGN_OR_RETURN(auto role, agentroot::attestation::store::ParseRole(r));

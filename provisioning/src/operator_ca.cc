@@ -114,7 +114,15 @@ Result<common::X509Ptr> NewCertificate(EVP_PKEY* subject_key, int64_t not_after)
   return cert;
 }
 
+// `dir` (0700) and, like mkdir -p, any missing parents (0700 too).
 Status MakeDirectory(const std::string& dir) {
+  if (std::size_t slash = dir.find_last_of('/'); slash != std::string::npos && slash > 0) {
+    const std::string parent = dir.substr(0, slash);
+    struct stat parent_st {};
+    if (::stat(parent.c_str(), &parent_st) != 0) {
+      AR_RETURN_IF_ERROR(MakeDirectory(parent));
+    }
+  }
   if (::mkdir(dir.c_str(), 0700) == 0) return Status::Ok();
   if (errno != EEXIST) return InvalidArgumentError("cannot create directory " + dir + ": " + std::strerror(errno));
   struct stat st {};

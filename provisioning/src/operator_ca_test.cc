@@ -90,6 +90,19 @@ TEST(OperatorCa, NeverOverwrites) {
   EXPECT_EQ(testing::ReadFile(dir / "out/alice.crt"), cert);
 }
 
+TEST(OperatorCa, CreatesMissingOutputDirectoriesPrivate) {
+  TempDir dir;
+  ASSERT_TRUE(InitOperatorCa(dir / "ca", "CA", 30).ok());
+  auto issued = IssueOperatorCertificate(dir / "ca", "alice", "", 10, dir / "operators/team/alice");
+  ASSERT_TRUE(issued.ok()) << issued.status().message();
+  for (const char* sub : {"operators", "operators/team", "operators/team/alice"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((dir / sub).c_str(), &st), 0) << sub;
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << sub;
+  }
+  EXPECT_FALSE(testing::ReadFile(dir / "operators/team/alice/alice.crt").empty());
+}
+
 TEST(OperatorCa, ValidatesInput) {
   TempDir dir;
   ASSERT_TRUE(InitOperatorCa(dir / "ca", "CA", 30).ok());

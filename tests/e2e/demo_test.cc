@@ -141,7 +141,7 @@ TEST_F(DemoTest, EveryStepBehavesAsNarratedAndEverythingIsStopped) {
   EXPECT_THAT(out, ::testing::ContainsRegex("alice +Alice Doe +owner,reviewer +active"));
   EXPECT_THAT(out, ::testing::ContainsRegex("audrey +Audrey Poe +auditor +active"));
   EXPECT_THAT(out, ::testing::ContainsRegex("bob +Bob Roe +reviewer +active"));
-  EXPECT_THAT(out, ::testing::ContainsRegex("carol +carol +infra +active"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("carol +Carol \\(infra\\) +infra +active"));
   // 2. enrollment and governance, each operator step an agentroot command.
   EXPECT_THAT(out, HasSubstr("is 'pending' (the group crm-hosts is not auto-approved)"));
   EXPECT_THAT(out, HasSubstr("carol$ agentroot hosts list --status pending"));
