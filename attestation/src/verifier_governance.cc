@@ -563,6 +563,25 @@ Result<store::Agent> VerifierCore::UpdateAgent(std::string_view operator_id, std
     changed["expires_at"] = agent.expires_at;
   }
   if (changed.empty()) return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "nothing to change");
+  // Four eyes on access: an owner may narrow what the agent reaches, but
+  // widening it after review (a new scope or audience, a longer token
+  // lifetime, another placement) is for an infra operator who does not own
+  // the agent, or a JIT elevation, which someone else approves.
+  AR_ASSIGN_OR_RETURN(store::Agent before, store_->GetAgent(agent_id));
+  auto adds = [](const std::vector<std::string>& now, const std::vector<std::string>& was) {
+    return std::any_of(now.begin(), now.end(),
+                       [&](const std::string& x) { return std::find(was.begin(), was.end(), x) == was.end(); });
+  };
+  const bool widens = adds(agent.allowed_scopes, before.allowed_scopes) ||
+                      adds(agent.allowed_audiences, before.allowed_audiences) ||
+                      agent.max_token_ttl_seconds > before.max_token_ttl_seconds ||
+                      agent.host_id != before.host_id || agent.host_group != before.host_group;
+  if (widens && (!HasRole(op, Role::kInfra) || IsOwner(before, op.id))) {
+    AuditBestEffort(Audit(op.id, "agent.update", agent.id, AuditDecision::kDeny, {"widens_access"}, changed));
+    return Problem(StatusCode::kPermissionDenied, problem::kForbidden,
+                   "widening an agent's access (scopes, audiences, token lifetime, placement) needs an infra operator "
+                   "who is not its owner; for a while, request a JIT elevation");
+  }
   AuditRecord audit = Audit(op.id, "agent.update", agent.id, AuditDecision::kAllow, {}, changed);
   AR_RETURN_IF_ERROR(FromStore(store_->UpdateAgent(agent, &audit)));
   return store_->GetAgent(agent_id);

@@ -1013,6 +1013,39 @@ TEST_F(VerifierFlowTest, JitElevationIsDecidedBySomeoneElseExpiresByItselfAndIsA
   EXPECT_FALSE(core_->Introspect(elevated->access_token)["active"].get<bool>());
 }
 
+TEST_F(VerifierFlowTest, WideningAnAgentsAccessNeedsAnInfraOperatorWhoIsNotItsOwner) {
+  Provision();
+  attestation::AgentUpdate narrower;
+  narrower.scopes = std::vector<std::string>{"crm.read"};
+  ASSERT_TRUE(core_->UpdateAgent("alice", kAgent, narrower).ok());  // an owner may narrow
+  std::vector<attestation::AgentUpdate> widenings(4);
+  widenings[0].scopes = std::vector<std::string>{"crm.read", "crm.admin"};
+  widenings[1].audiences = std::vector<std::string>{kAudience, "https://billing.example"};
+  widenings[2].max_token_ttl = 3600;
+  widenings[3].host_group = "other-hosts";
+  for (std::size_t i = 0; i < widenings.size(); ++i) {
+    auto refused = core_->UpdateAgent("alice", kAgent, widenings[i]);
+    EXPECT_EQ(refused.status().code(), common::StatusCode::kPermissionDenied) << i;
+    EXPECT_NE(refused.status().message().find("widening"), std::string::npos) << refused.status().ToString();
+  }
+  EXPECT_EQ(store_->GetAgent(kAgent)->allowed_scopes, std::vector<std::string>{"crm.read"});  // nothing written
+  // Infra who owns the agent may not widen it either; infra who does not, may.
+  attestation::AgentUpdate wider;
+  wider.scopes = std::vector<std::string>{"crm.read", "crm.write"};
+  attestation::AgentUpdate co_owned;
+  co_owned.owners = std::vector<std::string>{"alice", "carol"};
+  ASSERT_TRUE(core_->UpdateAgent("alice", kAgent, co_owned).ok());
+  EXPECT_EQ(core_->UpdateAgent("carol", kAgent, wider).status().code(), common::StatusCode::kPermissionDenied);
+  co_owned.owners = std::vector<std::string>{"alice"};
+  ASSERT_TRUE(core_->UpdateAgent("carol", kAgent, co_owned).ok());
+  auto widened = core_->UpdateAgent("carol", kAgent, wider);
+  ASSERT_TRUE(widened.ok()) << widened.status().ToString();
+  EXPECT_EQ(widened->allowed_scopes, (std::vector<std::string>{"crm.read", "crm.write"}));
+  auto audit = store_->ExportAudit(0, INT64_MAX);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_NE(audit->jsonl.find("\"widens_access\""), std::string::npos);
+}
+
 TEST_F(VerifierFlowTest, DisablingTheLastActiveOwnerSuspendsTheAgent) {
   auto key = Provision();
   attestation::store::Operator erin;
