@@ -33,12 +33,8 @@ constexpr int64_t kBackdateSeconds = 300;  // tolerate small clock skew at the v
 Result<CertificateInfo> Inspect(X509* cert) {
   AR_ASSIGN_OR_RETURN(attestation::CertificateSummary summary, attestation::SummarizeCertificate(cert));
   CertificateInfo info;
-  info.subject = std::move(summary.subject);
-  info.issuer = std::move(summary.issuer);
-  info.serial_hex = std::move(summary.serial_hex);
-  info.not_before = summary.not_before;
-  info.not_after = summary.not_after;
-  info.sha256_hex = common::HexEncode(common::Sha256(summary.der));
+  static_cast<attestation::CertificateSummary&>(info) = std::move(summary);
+  info.sha256_hex = common::HexEncode(common::Sha256(info.der));
   return info;
 }
 

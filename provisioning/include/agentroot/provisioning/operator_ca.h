@@ -18,17 +18,15 @@
 #include <cstdint>
 #include <string>
 
+#include "agentroot/attestation/ek_certificate.h"
 #include "agentroot/common/status.h"
 
 namespace agentroot::provisioning {
 
-struct CertificateInfo {
-  std::string subject;      // RFC 2253
-  std::string issuer;
-  std::string serial_hex;
-  int64_t not_before = 0;   // Unix seconds
-  int64_t not_after = 0;
-  std::string sha256_hex;   // SHA-256 of the DER, lower-case hex
+// attestation's certificate summary plus the SHA-256 of the DER (lower-case
+// hex): the fingerprint the verifier names an operator by.
+struct CertificateInfo : attestation::CertificateSummary {
+  std::string sha256_hex;
 };
 
 // Parses one PEM certificate (the first one in `pem`).
