@@ -326,6 +326,22 @@ Status VerifierCore::EnableOperator(std::string_view operator_id, std::string_vi
   return FromStore(store_->SetOperatorStatus(id, store::OperatorStatus::kActive, &audit));
 }
 
+Result<store::Operator> VerifierCore::SetOperatorRoles(std::string_view operator_id, std::string_view id,
+                                                       std::vector<Role> roles) {
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {Role::kInfra}, "operator.roles", id).status());
+  if (operator_id == id) {
+    return Problem(StatusCode::kFailedPrecondition, problem::kConflict,
+                   "operators cannot change their own roles (another infra operator must)");
+  }
+  if (roles.empty()) return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "at least one role");
+  Json names = Json::array();
+  for (Role r : roles) names.push_back(std::string(store::RoleName(r)));
+  AuditRecord audit = Audit(std::string(operator_id), "operator.roles", std::string(id), AuditDecision::kAllow, {},
+                            {{"roles", names}});
+  AR_RETURN_IF_ERROR(FromStore(store_->SetOperatorRoles(id, roles, &audit)));
+  return store_->GetOperator(id);
+}
+
 // ---------------------------------------------------------------- trust anchors
 
 Result<std::vector<TrustAnchorInfo>> VerifierCore::ListTrustAnchors(std::string_view operator_id) {

@@ -71,6 +71,16 @@ Result<int64_t> QueryInt(const std::multimap<std::string, std::string>& query, c
   return std::stoll(v);
 }
 
+Result<std::vector<store::Role>> ParseRoles(const std::vector<std::string>& names) {
+  std::vector<store::Role> roles;
+  for (const std::string& r : names) {
+    auto role = store::ParseRole(r);
+    if (!role.ok()) return BadInput("unknown role \"" + r + "\" (infra, owner, reviewer, auditor)");
+    if (std::find(roles.begin(), roles.end(), *role) == roles.end()) roles.push_back(*role);
+  }
+  return roles;
+}
+
 Json OperatorJson(const store::Operator& op) {
   Json roles = Json::array();
   for (store::Role r : op.roles) roles.push_back(std::string(store::RoleName(r)));
@@ -134,6 +144,7 @@ std::vector<std::pair<std::string, std::string>> AdminRoutes() {
           {"POST", "/v1/operators/{id}/certificate/revoke"},
           {"POST", "/v1/operators/{id}/disable"},
           {"POST", "/v1/operators/{id}/enable"},
+          {"POST", "/v1/operators/{id}/roles"},
           {"GET", "/v1/trust-anchors"},
           {"POST", "/v1/trust-anchors"},
           {"POST", "/v1/trust-anchors/{id}/remove"},
@@ -196,11 +207,7 @@ Status RegisterAdminRoutes(http::HttpServer& server, VerifierCore& core) {
     AR_ASSIGN_OR_RETURN(std::string pem, Str(body, "certificate_pem"));
     AR_ASSIGN_OR_RETURN(auto roles, StrList(body, "roles"));
     if (!roles || roles->empty()) return BadInput("\"roles\": at least one of infra, owner, reviewer, auditor");
-    for (const std::string& r : *roles) {
-      auto role = store::ParseRole(r);
-      if (!role.ok()) return BadInput("unknown role \"" + r + "\" (infra, owner, reviewer, auditor)");
-      if (std::find(o.roles.begin(), o.roles.end(), *role) == o.roles.end()) o.roles.push_back(*role);
-    }
+    AR_ASSIGN_OR_RETURN(o.roles, ParseRoles(*roles));
     AR_ASSIGN_OR_RETURN(store::Operator added, core.AddOperator(op, o, pem));
     return Json{{"id", added.id}, {"certificate_sha256", added.client_cert_fingerprint}};
   }, 201));
@@ -227,6 +234,17 @@ Status RegisterAdminRoutes(http::HttpServer& server, VerifierCore& core) {
                            [&core](const std::string& op, const Request& req) -> Result<Json> {
     AR_RETURN_IF_ERROR(core.EnableOperator(op, req.PathParam("id")));
     return Json{{"id", std::string(req.PathParam("id"))}, {"status", "active"}};
+  }));
+
+  AR_RETURN_IF_ERROR(admin("POST", "/v1/operators/{id}/roles",
+                           [&core](const std::string& op, const Request& req) -> Result<Json> {
+    AR_ASSIGN_OR_RETURN(Json body, Body(req));
+    AR_RETURN_IF_ERROR(OnlyMembers(body, {"roles"}));
+    AR_ASSIGN_OR_RETURN(auto names, StrList(body, "roles"));
+    if (!names || names->empty()) return BadInput("\"roles\": at least one of infra, owner, reviewer, auditor");
+    AR_ASSIGN_OR_RETURN(std::vector<store::Role> roles, ParseRoles(*names));
+    AR_ASSIGN_OR_RETURN(store::Operator changed, core.SetOperatorRoles(op, req.PathParam("id"), std::move(roles)));
+    return OperatorJson(changed);
   }));
 
   // ---- Trust anchors.

@@ -185,6 +185,17 @@ int main(int argc, char** argv) {
     s->add_option("--cert", *file, "The new certificate (PEM)")->required();
     s->callback([=, &select] { select({"operator set-cert", Online([id, file](ap::AdminApi& api) { return ap::OperatorSetCert(api, *id, *file); })}); });
   }
+  {
+    auto id = std::make_shared<std::string>();
+    auto roles = std::make_shared<std::vector<std::string>>();
+    CLI::App* s = Sub(op, "set-roles", "Replace an operator's roles, e.g. after a change of team (role infra; not your own)",
+                      "agentroot operator set-roles bob --role reviewer --role auditor");
+    s->add_option("ID", *id, "Operator id")->required();
+    s->add_option("--role", *roles, "infra, owner, reviewer or auditor (repeatable)")->required()->delimiter(',');
+    s->callback([=, &select] {
+      select({"operator set-roles", Online([id, roles](ap::AdminApi& api) { return ap::OperatorSetRoles(api, *id, *roles); })});
+    });
+  }
   for (const char* verb : {"revoke-cert", "disable", "enable"}) {
     auto id = std::make_shared<std::string>();
     std::string v = verb;

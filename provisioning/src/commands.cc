@@ -174,6 +174,12 @@ Result<Json> OperatorSetCert(AdminApi& api, const std::string& id, const std::st
   return api.Post("/v1/operators/" + PathSegment(id) + "/certificate", Json{{"certificate_pem", pem}});
 }
 
+Result<Json> OperatorSetRoles(AdminApi& api, const std::string& id, const std::vector<std::string>& roles) {
+  AR_RETURN_IF_ERROR(RequireNonEmpty(id, "ID"));
+  AR_RETURN_IF_ERROR(CheckRoles(roles));
+  return api.Post("/v1/operators/" + PathSegment(id) + "/roles", Json{{"roles", StringArray(roles)}});
+}
+
 Result<Json> OperatorAction(AdminApi& api, const std::string& id, const std::string& action) {
   AR_RETURN_IF_ERROR(RequireNonEmpty(id, "ID"));
   std::string suffix;

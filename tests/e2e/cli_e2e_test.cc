@@ -201,6 +201,15 @@ TEST_F(CliE2eTest, EveryCommandWithItsRolesOverMutualTls) {
   ExpectRefused(add("root", "mallory", "superuser"), 2);   // no such role
   ExpectRefused(As("root", {"operator", "add", "zed", "--name", "Z", "--role", "owner", "--cert",
                             (dir_ / "server.pem").string()}), 2);  // not from the operator CA
+  // A change of team: roles replaced by infra, not by the operator themselves.
+  ExpectRefused(As("erin", {"operator", "set-roles", "erin", "--role", "infra"}), 4);
+  ExpectRefused(As("root", {"operator", "set-roles", "root", "--role", "auditor"}), 5);
+  ExpectRefused(As("root", {"operator", "set-roles", "erin", "--role", "wizard"}), 2);
+  ASSERT_EQ(As("root", {"operator", "set-roles", "dave", "--role", "owner"}).exit_code, 0);
+  ExpectRefused(As("dave", {"operator", "list"}), 4);  // no longer an auditor
+  Cli back = As("root", {"operator", "set-roles", "dave", "--role", "auditor"});
+  ASSERT_EQ(back.exit_code, 0) << back;
+  EXPECT_EQ(back.json()["roles"], Json::array({"auditor"}));
   Cli operators = As("dave", {"operator", "list"});
   ASSERT_EQ(operators.exit_code, 0) << operators;
   EXPECT_EQ(operators.json()["operators"].size(), 5u);
@@ -407,7 +416,7 @@ TEST_F(CliE2eTest, EveryCommandWithItsRolesOverMutualTls) {
            {"root", "host.approve"}, {"alice", "agent.create"}, {"alice", "agent.update"},
            {"bob", "manifest.review"}, {"alice", "jit.request"}, {"bob", "jit.approve"}, {"root", "jit.reject"},
            {"erin", "agent.suspend"}, {"root", "operator.disable"}, {"alice", "agent.resume"},
-           {"root", "operator.certificate_revoke"}, {"root", "operator.certificate_set"}, {"alice", "agent.retire"},
+           {"root", "operator.roles"}, {"root", "operator.certificate_revoke"}, {"root", "operator.certificate_set"}, {"alice", "agent.retire"},
            {"root", "host.revoke"}, {"alice", "agent.revoke_tokens"}}) {
     EXPECT_TRUE(done.count(expected)) << expected.first << " " << expected.second;
   }

@@ -306,6 +306,10 @@ class VerifierCore {
   // last active owner. EnableOperator leaves those agents suspended.
   common::Result<std::vector<std::string>> DisableOperator(std::string_view operator_id, std::string_view id);
   common::Status EnableOperator(std::string_view operator_id, std::string_view id);
+  // Replaces an operator's roles (a person who changed team). Nobody
+  // changes their own roles.
+  common::Result<store::Operator> SetOperatorRoles(std::string_view operator_id, std::string_view id,
+                                                   std::vector<store::Role> roles);
 
   // Trust anchors (changes: infra). Anchors added here count beside the
   // configuration file's at the next enrollment.

@@ -47,6 +47,9 @@ common::Result<common::Json> OperatorAdd(AdminApi& api, const OperatorAddArgs& a
 common::Result<common::Json> OperatorList(AdminApi& api);
 common::Result<common::Json> OperatorWhoami(AdminApi& api);
 common::Result<common::Json> OperatorSetCert(AdminApi& api, const std::string& id, const std::string& cert_file);
+// Replaces an operator's roles.
+common::Result<common::Json> OperatorSetRoles(AdminApi& api, const std::string& id,
+                                              const std::vector<std::string>& roles);
 // action: "revoke-cert" | "disable" | "enable".
 common::Result<common::Json> OperatorAction(AdminApi& api, const std::string& id, const std::string& action);
 
