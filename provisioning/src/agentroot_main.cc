@@ -103,6 +103,38 @@ constexpr const char* kConfigHelp =
 
 }  // namespace
 
+// "unknown command 'X' for 'agentroot G' (one of: ...)" when argv names a
+// command that does not exist (CLI11 would only say a subcommand is
+// required); empty otherwise.
+std::string UnknownCommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* current = &app;
+  std::string path = "agentroot";
+  for (int i = 1; i < argc; ++i) {
+    std::string token = argv[i];
+    if (token.rfind("-", 0) == 0) {
+      // An option: skip its value when it takes one and was not given as --opt=value.
+      if (token.find('=') != std::string::npos) continue;
+      const CLI::Option* option = current->get_option_no_throw(token);
+      if (option == nullptr && current != &app) option = app.get_option_no_throw(token);
+      if (option != nullptr && option->get_expected_min() > 0) ++i;
+      continue;
+    }
+    if (current->get_subcommands({}).empty()) return "";  // a positional argument of a command
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : current->get_subcommands({})) {
+      if (sub->check_name(token)) next = sub;
+    }
+    if (next == nullptr) {
+      std::string names;
+      for (const CLI::App* sub : current->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+      return "unknown command '" + token + "' for '" + path + "' (one of: " + names + ")";
+    }
+    current = next;
+    path += " " + token;
+  }
+  return "";
+}
+
 int main(int argc, char** argv) {
   // EK public files are parsed with tss2-mu: keep its logging quiet.
   ::setenv("TSS2_LOG", "all+NONE", 1);
@@ -563,6 +595,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --help-all
+    if (std::string unknown = UnknownCommand(app, argc, argv); !unknown.empty()) {
+      std::cerr << "agentroot: usage: " << unknown << "\n";
+      return ap::kExitUsage;
+    }
     std::cerr << "agentroot: usage: " << ap::OneLine(e.what()) << " (see agentroot --help)\n";
     return ap::kExitUsage;
   }

@@ -214,6 +214,8 @@ TEST_F(CliE2eTest, EveryCommandWithItsRolesOverMutualTls) {
   ASSERT_EQ(operators.exit_code, 0) << operators;
   EXPECT_EQ(operators.json()["operators"].size(), 5u);
   ExpectRefused(As("alice", {"operator", "list"}), 4);
+  // A mistyped command is named, with the commands there are.
+  ExpectRefused(Run({"agents", "lst"}), 2, "unknown command 'lst' for 'agentroot agents'");
   // An expired credential is refused before anything is sent, and by the verifier if sent anyway.
   ExpectRefused(As("old", {"operator", "whoami"}), 4, "expired");
   {
