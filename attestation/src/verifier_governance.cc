@@ -72,6 +72,13 @@ bool IsLowerHex64(std::string_view s) {
   });
 }
 
+// Manifests (as ListManifests("") returns them) grouped by agent id.
+std::map<std::string, std::vector<store::Manifest>> GroupByAgent(std::vector<store::Manifest> manifests) {
+  std::map<std::string, std::vector<store::Manifest>> out;
+  for (store::Manifest& m : manifests) out[m.agent_id].push_back(std::move(m));
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- governance (issue 3/4)
@@ -86,34 +93,16 @@ Result<store::Operator> VerifierCore::Authenticate(std::string_view fingerprint)
   return op;
 }
 
-Status VerifierCore::RequireRole(std::string_view operator_id, store::Role role, store::Operator* out) {
-  auto op = store_->GetOperator(operator_id);
-  if (!op.ok() || op->status != store::OperatorStatus::kActive ||
-      std::find(op->roles.begin(), op->roles.end(), role) == op->roles.end()) {
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden,
-                   std::string("operator lacks the ") + std::string(store::RoleName(role)) + " role");
-  }
-  if (out != nullptr) *out = *op;
-  return Status::Ok();
-}
-
 Status VerifierCore::ApproveHost(std::string_view operator_id, std::string_view host_id) {
-  if (Status s = RequireRole(operator_id, store::Role::kInfra, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "host.approve", std::string(host_id), AuditDecision::kDeny, {"role"}));
-    return s;
-  }
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {Role::kInfra}, "host.approve", host_id).status());
   AuditRecord audit = Audit(std::string(operator_id), "host.approve", std::string(host_id), AuditDecision::kAllow);
   return store_->ApproveHost(host_id, operator_id, &audit);
 }
 
 Status VerifierCore::CreateAgent(std::string_view operator_id, store::Agent agent) {
-  if (Status s = RequireRole(operator_id, store::Role::kOwner, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "agent.create", agent.id, AuditDecision::kDeny, {"role"}));
-    return s;
-  }
-  const std::string prefix = "spiffe://" + config_.trust_domain + "/agent/";
-  if (agent.id.rfind(prefix, 0) != 0 || agent.id.substr(prefix.size()) != agent.name) {
-    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "agent id must be " + prefix + "<name>");
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {Role::kOwner}, "agent.create", agent.id).status());
+  if (agent.id != AgentIdFor(agent.name)) {
+    return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "agent id must be " + AgentIdFor("<name>"));
   }
   if (std::find(agent.owners.begin(), agent.owners.end(), operator_id) == agent.owners.end()) {
     return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the registering owner must be an owner");
@@ -140,10 +129,7 @@ Result<int64_t> VerifierCore::AddManifest(std::string_view operator_id, std::str
 Status VerifierCore::ReviewManifest(std::string_view operator_id, std::string_view agent_id, int64_t version,
                                     bool approve, std::string_view comment) {
   const std::string subject = std::string(agent_id) + "#" + std::to_string(version);
-  if (Status s = RequireRole(operator_id, store::Role::kReviewer, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "manifest.review", subject, AuditDecision::kDeny, {"role"}));
-    return s;
-  }
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {Role::kReviewer}, "manifest.review", subject).status());
   auto agent = store_->GetAgent(agent_id);
   if (!agent.ok()) return Problem(StatusCode::kNotFound, problem::kAgentUnknown, "no such agent");
   if (std::find(agent->owners.begin(), agent->owners.end(), operator_id) != agent->owners.end()) {
@@ -160,10 +146,7 @@ Status VerifierCore::ReviewManifest(std::string_view operator_id, std::string_vi
 
 Result<store::Store::AuditExport> VerifierCore::ExportAudit(std::string_view operator_id, int64_t from_ts,
                                                             int64_t to_ts) {
-  if (Status s = RequireRole(operator_id, store::Role::kAuditor, nullptr); !s.ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "audit.export", "audit-log", AuditDecision::kDeny, {"role"}));
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the auditor role is required");
-  }
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {Role::kAuditor}, "audit.export", "audit-log").status());
   if (from_ts < 0 || to_ts <= from_ts) {
     return Problem(StatusCode::kInvalidArgument, problem::kInvalidInput, "the time range must have from < to");
   }
@@ -207,6 +190,10 @@ Result<int64_t> VerifierCore::RevokeByOperator(std::string_view operator_id, std
   }
   if (!agent_id.empty()) return store_->RevokeAgentTokens(agent_id, &audit);
   return store_->RevokeHostTokens(host_id, &audit);
+}
+
+std::string VerifierCore::AgentIdFor(std::string_view name) const {
+  return "spiffe://" + config_.trust_domain + "/agent/" + std::string(name);
 }
 
 // ---------------------------------------------------------------- issue 6: authorization helpers
@@ -526,6 +513,13 @@ Result<std::vector<store::Manifest>> VerifierCore::ListManifests(std::string_vie
   return store_->ListManifests(agent_id);
 }
 
+Result<std::map<std::string, std::vector<store::Manifest>>> VerifierCore::ManifestsByAgent(
+    std::string_view operator_id) {
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {}, "manifest.list", "manifests").status());
+  AR_ASSIGN_OR_RETURN(std::vector<store::Manifest> all, store_->ListManifests(""));
+  return GroupByAgent(std::move(all));
+}
+
 Result<store::Agent> VerifierCore::UpdateAgent(std::string_view operator_id, std::string_view agent_id,
                                                const AgentUpdate& update) {
   AR_ASSIGN_OR_RETURN(store::Operator op, RequireAnyRole(operator_id, {}, "agent.update", agent_id));
@@ -759,6 +753,14 @@ Result<Json> VerifierCore::Inventory(std::string_view operator_id, const Invento
   AR_ASSIGN_OR_RETURN(auto usage, store_->TokenUsageByAgent(now - options.usage_days * kDay));
   AR_ASSIGN_OR_RETURN(auto attested, store_->LatestAuditBySubject("attest", AuditDecision::kAllow));
   AR_ASSIGN_OR_RETURN(std::vector<store::JitGrant> grants, store_->ListJitGrants(""));
+  std::map<std::string, Json> in_force_of;  // agent id -> the grants in force, newest request first
+  for (const store::JitGrant& g : grants) {
+    if (JitState(g) != "active") continue;
+    auto [it, added] = in_force_of.try_emplace(g.agent_id, Json::array());
+    it->second.push_back(Json{{"id", g.id}, {"scopes", g.scopes}, {"expires_at", g.expires_at}});
+  }
+  AR_ASSIGN_OR_RETURN(std::vector<store::Manifest> all_manifests, store_->ListManifests(""));
+  const auto manifests_of = GroupByAgent(std::move(all_manifests));
   Json findings = Json::array();
   auto finding = [&](Json& agent_findings, const std::string& code, const std::string& subject, std::string detail) {
     agent_findings.push_back(code);
@@ -773,13 +775,9 @@ Result<Json> VerifierCore::Inventory(std::string_view operator_id, const Invento
       active_owners += active;
       owners.push_back(Json{{"id", owner}, {"active", active}});
     }
-    Json in_force = Json::array();
-    for (const store::JitGrant& g : grants) {
-      if (g.agent_id == agent.id && JitState(g) == "active") {
-        in_force.push_back(Json{{"id", g.id}, {"scopes", g.scopes}, {"expires_at", g.expires_at}});
-      }
-    }
-    AR_ASSIGN_OR_RETURN(std::vector<store::Manifest> manifests, store_->ListManifests(agent.id));
+    auto found = in_force_of.find(agent.id);
+    Json in_force = found == in_force_of.end() ? Json::array() : std::move(found->second);
+    const auto manifests = manifests_of.find(agent.id);
     const store::TokenUsage* used = nullptr;
     if (auto it = usage.find(agent.id); it != usage.end()) used = &it->second;
     const int64_t last_attested = attested.count(agent.id) != 0 ? attested.at(agent.id) : 0;
@@ -789,7 +787,8 @@ Result<Json> VerifierCore::Inventory(std::string_view operator_id, const Invento
               {"jit_grants_in_force", in_force}, {"expires_at", agent.expires_at},
               {"last_attested_at", last_attested}, {"last_token_at", used ? used->last_issued_at : 0},
               {"scopes_used", used ? used->scopes_since : std::vector<std::string>{}},
-              {"review", internal::ReviewSummary(manifests)}};
+              {"review", internal::ReviewSummary(manifests == manifests_of.end() ? std::vector<store::Manifest>{}
+                                                                                  : manifests->second)}};
     Json agent_findings = Json::array();
     if (agent.status != store::AgentStatus::kRetired) {
       if (active_owners == 0) {

@@ -56,12 +56,8 @@ Status VerifierCore::ReportShadowAgent(std::string_view host_id, std::string_vie
 }
 
 Result<Json> VerifierCore::ListShadowAgents(std::string_view operator_id, std::size_t limit) {
-  Status auditor = RequireRole(operator_id, store::Role::kAuditor, nullptr);
-  if (!auditor.ok() && !RequireRole(operator_id, store::Role::kInfra, nullptr).ok()) {
-    AuditBestEffort(Audit(std::string(operator_id), "shadow_agents.list", "shadow-agents", AuditDecision::kDeny,
-                          {"role"}));
-    return Problem(StatusCode::kPermissionDenied, problem::kForbidden, "the auditor or infra role is required");
-  }
+  AR_RETURN_IF_ERROR(RequireAnyRole(operator_id, {store::Role::kAuditor, store::Role::kInfra}, "shadow_agents.list",
+                                    "shadow-agents").status());
   AR_ASSIGN_OR_RETURN(std::vector<store::AuditEntry> entries, store_->AuditByAction(kShadowAction, limit));
   Json out = Json::array();
   for (const store::AuditEntry& entry : entries) {  // newest first

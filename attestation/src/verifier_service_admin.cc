@@ -172,9 +172,7 @@ std::vector<std::pair<std::string, std::string>> AdminRoutes() {
 }
 
 Status RegisterAdminRoutes(http::HttpServer& server, VerifierCore& core) {
-  auto agent_id = [&core](std::string_view name) {
-    return "spiffe://" + core.config().trust_domain + "/agent/" + std::string(name);
-  };
+  auto agent_id = [&core](std::string_view name) { return core.AgentIdFor(name); };
   // A route for operators: the handler gets the authenticated operator id.
   auto admin = [&server, &core](const char* method, const char* path,
                                 std::function<Result<Json>(const std::string&, const Request&)> handler,
@@ -319,11 +317,9 @@ Status RegisterAdminRoutes(http::HttpServer& server, VerifierCore& core) {
   // ---- Agents.
   AR_RETURN_IF_ERROR(admin("GET", "/v1/agents", [&core](const std::string& op, const Request&) -> Result<Json> {
     AR_ASSIGN_OR_RETURN(auto agents, core.ListAgents(op));
+    AR_ASSIGN_OR_RETURN(auto manifests, core.ManifestsByAgent(op));
     Json list = Json::array();
-    for (const auto& a : agents) {
-      AR_ASSIGN_OR_RETURN(auto manifests, core.ListManifests(op, a.id));
-      list.push_back(AgentJson(a, manifests));
-    }
+    for (const auto& a : agents) list.push_back(AgentJson(a, manifests[a.id]));
     return Json{{"agents", list}};
   }));
   AR_RETURN_IF_ERROR(admin("GET", "/v1/agents/{name}", [&core, agent_id](const std::string& op, const Request& req) -> Result<Json> {
@@ -430,13 +426,16 @@ Status RegisterAdminRoutes(http::HttpServer& server, VerifierCore& core) {
   // ---- Reviews.
   AR_RETURN_IF_ERROR(admin("GET", "/v1/reviews", [&core](const std::string& op, const Request&) -> Result<Json> {
     AR_ASSIGN_OR_RETURN(auto pending, core.PendingReviews(op));
+    AR_ASSIGN_OR_RETURN(auto agents, core.ListAgents(op));
+    std::map<std::string, const store::Agent*> by_id;
+    for (const auto& a : agents) by_id[a.id] = &a;
     Json list = Json::array();
     for (const auto& m : pending) {
-      auto agent = core.GetAgent(op, m.agent_id);
-      Json owners = agent.ok() ? Json(agent->owners) : Json::array();
-      list.push_back(Json{{"agent_id", m.agent_id}, {"agent_name", agent.ok() ? agent->name : ""},
-                          {"version", m.version}, {"created_at", m.created_at}, {"owners", owners},
-                          {"content", m.content}});
+      auto agent = by_id.find(m.agent_id);
+      const bool known = agent != by_id.end();
+      list.push_back(Json{{"agent_id", m.agent_id}, {"agent_name", known ? agent->second->name : ""},
+                          {"version", m.version}, {"created_at", m.created_at},
+                          {"owners", known ? Json(agent->second->owners) : Json::array()}, {"content", m.content}});
     }
     return Json{{"reviews", list}};
   }));

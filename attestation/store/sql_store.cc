@@ -669,6 +669,10 @@ class SqlStore final : public Store {
   }
 
   Result<std::vector<Manifest>> ListManifests(std::string_view agent_id) override {
+    if (agent_id.empty()) {
+      return GetMany<Manifest>(Sql("SELECT ", kManifestColumns, " FROM manifests ORDER BY agent_id, version"), {},
+                               ManifestFromRow);
+    }
     return GetMany<Manifest>(Sql("SELECT ", kManifestColumns,
                                  " FROM manifests WHERE agent_id = $1 ORDER BY version"),
                              {agent_id}, ManifestFromRow);

@@ -1855,6 +1855,24 @@ TEST_P(StoreConformanceTest, ListManifestsByStatusIsTheReviewQueue) {
   EXPECT_TRUE(store_->ListManifestsByStatus(ManifestStatus::kRejected)->empty());
 }
 
+TEST_P(StoreConformanceTest, ListManifestsOfEveryAgentInOneRead) {
+  std::string agent_id, host_id;
+  ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));
+  AR_ASSERT_OK(store_->CreateAgent(MakeAgent("a-bot", {"alice"}, host_id), nullptr));
+  const std::string a_bot = kTrustDomain + std::string("a-bot");
+  ASSERT_TRUE(store_->AddManifest(agent_id, Json{{"model_id", "1"}}, nullptr).ok());
+  ASSERT_TRUE(store_->AddManifest(a_bot, Json{{"model_id", "2"}}, nullptr).ok());
+  ASSERT_TRUE(store_->AddManifest(agent_id, Json{{"model_id", "3"}}, nullptr).ok());
+  auto all = store_->ListManifests("");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  std::vector<std::pair<std::string, int64_t>> order;
+  for (const Manifest& m : *all) order.emplace_back(m.agent_id, m.version);
+  auto expected = std::vector<std::pair<std::string, int64_t>>{{a_bot, 1}, {agent_id, 1}, {agent_id, 2}};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(order, expected);
+}
+
 TEST_P(StoreConformanceTest, TokenUsageByAgent) {
   std::string agent_id, host_id;
   ASSERT_NO_FATAL_FAILURE(Seed(*store_, &agent_id, &host_id));

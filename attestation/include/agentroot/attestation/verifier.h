@@ -217,6 +217,8 @@ class VerifierCore {
       std::vector<common::Jwk> previous_issuer_keys, const common::Clock& clock);
 
   const VerifierConfig& config() const { return config_; }
+  // spiffe://<trust_domain>/agent/<name>
+  std::string AgentIdFor(std::string_view name) const;
   store::Store& store() { return *store_; }
 
   // OAuth metadata (RFC 8414) and the JWKS document.
@@ -330,6 +332,9 @@ class VerifierCore {
   common::Result<std::vector<store::Agent>> ListAgents(std::string_view operator_id);
   common::Result<store::Agent> GetAgent(std::string_view operator_id, std::string_view agent_id);
   common::Result<std::vector<store::Manifest>> ListManifests(std::string_view operator_id, std::string_view agent_id);
+  // Every agent's manifest versions (ascending) by agent id, in one read:
+  // for listings, instead of a read per agent.
+  common::Result<std::map<std::string, std::vector<store::Manifest>>> ManifestsByAgent(std::string_view operator_id);
   common::Result<store::Agent> UpdateAgent(std::string_view operator_id, std::string_view agent_id,
                                            const AgentUpdate& update);
   // kSuspended / kActive (resume: refused when retired or without an active
@@ -395,7 +400,6 @@ class VerifierCore {
 
   static common::Result<std::shared_ptr<const IssuerKeys>> MakeIssuerKeys(
       std::shared_ptr<const common::Signer> signer, const std::vector<common::Jwk>& published);
-  common::Status RequireRole(std::string_view operator_id, store::Role role, store::Operator* out);
   // The operator, active, with one of `roles` (any role when empty);
   // PERMISSION_DENIED otherwise, audited as `action` on `subject`.
   common::Result<store::Operator> RequireAnyRole(std::string_view operator_id, std::vector<store::Role> roles,

@@ -308,6 +308,8 @@ class Store {
                                               const AuditRecord* audit) = 0;
   virtual common::Result<Manifest> GetManifest(std::string_view agent_id, int64_t version) = 0;
   virtual common::Result<Manifest> LatestApprovedManifest(std::string_view agent_id) = 0;
+  // Versions of `agent_id` ascending; with an empty id, every agent's (by
+  // agent id, then version: one read for listings).
   virtual common::Result<std::vector<Manifest>> ListManifests(std::string_view agent_id) = 0;
   virtual common::Status ReviewManifest(std::string_view agent_id, int64_t version,
                                         ManifestStatus decision, std::string_view reviewer_id,
