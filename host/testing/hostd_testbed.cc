@@ -95,14 +95,8 @@ void HostdTestbed::Stop() {
 }
 
 common::Status HostdTestbed::StartVerifier(uint16_t port) {
-  AR_ASSIGN_OR_RETURN(auto cred, pki_->IssueServer());
   http::ServerOptions options;
-  http::TcpListenOptions tcp;
-  tcp.address = "127.0.0.1";
-  tcp.port = port;
-  tcp.tls.certificate_chain_pem = cred.certificate_pem;
-  tcp.tls.private_key_pem = std::move(cred.private_key_pem);
-  options.tcp = std::move(tcp);
+  AR_ASSIGN_OR_RETURN(options.tcp, pki_->LoopbackListener(port));
   options.worker_threads = 2;
   options.io_threads = 1;
   AR_ASSIGN_OR_RETURN(server_, http::HttpServer::Create(std::move(options)));

@@ -53,8 +53,8 @@ class CliBinaryTest : public ::testing::Test {
     auto pki = http::testing::TestPki::Create("cli test CA");
     ASSERT_TRUE(pki.ok());
     pki_ = std::move(*pki);
-    auto server_cred = pki_->IssueServer();
-    ASSERT_TRUE(server_cred.ok());
+    auto listener = pki_->LoopbackListener();
+    ASSERT_TRUE(listener.ok());
     auto alice = pki_->IssueClient("alice");
     ASSERT_TRUE(alice.ok());
     alice_sha256_ = common::HexEncode(common::Sha256(alice->certificate_der));
@@ -64,9 +64,7 @@ class CliBinaryTest : public ::testing::Test {
     WriteFile(dir_ / "alice.key", common::ToString(alice->private_key_pem.Reveal()));
 
     http::ServerOptions options;
-    http::TcpListenOptions tcp;
-    tcp.tls.certificate_chain_pem = server_cred->certificate_pem;
-    tcp.tls.private_key_pem = std::move(server_cred->private_key_pem);
+    http::TcpListenOptions tcp = std::move(*listener);
     tcp.tls.client_auth = http::ClientAuth::kRequired;
     tcp.tls.client_ca_pem = pki_->ca_certificate_pem();
     options.tcp = std::move(tcp);

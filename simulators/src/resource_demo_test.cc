@@ -71,13 +71,8 @@ class ResourceDemoTest : public ::testing::Test {
   }
 
   std::unique_ptr<http::HttpServer> StartServer(const std::function<common::Status(http::HttpServer&)>& routes) {
-    auto credential = std::move(pki_->IssueServer()).value();
     http::ServerOptions options;
-    http::TcpListenOptions tcp;
-    tcp.address = "127.0.0.1";
-    tcp.tls.certificate_chain_pem = credential.certificate_pem;
-    tcp.tls.private_key_pem = std::move(credential.private_key_pem);
-    options.tcp = std::move(tcp);
+    options.tcp = std::move(pki_->LoopbackListener()).value();
     auto server = std::move(http::HttpServer::Create(std::move(options))).value();
     EXPECT_TRUE(routes(*server).ok());
     EXPECT_TRUE(server->Start().ok());

@@ -78,13 +78,8 @@ class ClockSkewTest : public ::testing::Test {
 
   // The issuer's JWKS over HTTPS, in this process (true clock).
   std::string StartJwksServer() {
-    auto credential = std::move(pki_->IssueServer()).value();
     http::ServerOptions options;
-    http::TcpListenOptions tcp;
-    tcp.address = "127.0.0.1";
-    tcp.tls.certificate_chain_pem = credential.certificate_pem;
-    tcp.tls.private_key_pem = std::move(credential.private_key_pem);
-    options.tcp = std::move(tcp);
+    options.tcp = std::move(pki_->LoopbackListener()).value();
     jwks_server_ = std::move(http::HttpServer::Create(std::move(options))).value();
     EXPECT_TRUE(jwks_server_->Handle("GET", "/.well-known/jwks.json", [this](const http::Request&) {
       Json jwk = issuer_->public_jwk().ToJson();

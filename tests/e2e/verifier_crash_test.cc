@@ -14,8 +14,6 @@
 // restarted verifier is refused (and the store says why: consumed, not
 // expired); the audit hash chain verifies; the store opens at the current
 // schema.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -37,6 +35,7 @@
 #include "agentroot/attestation/store/store.h"
 #include "agentroot/common/bytes.h"
 #include "agentroot/common/clock.h"
+#include "agentroot/common/testing/ports.h"
 #include "agentroot/http/client.h"
 #include "agentroot/http/testing/test_pki.h"
 #include "agentroot/simulators/testing/child_process.h"
@@ -69,27 +68,7 @@ constexpr int kTokensPerEar = 2;
 
 enum class Backend { kSqlite, kPostgres };
 
-// A free loopback port below the kernel's ephemeral range (32768 and up by
-// default): while the verifier is down between a kill and its restart, no
-// outgoing connection of another process can be given its port.
-Result<int> FreeLoopbackPort() {
-  std::random_device seed;
-  std::uniform_int_distribution<int> pick(20000, 32000);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return common::InternalError("socket");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const int port = pick(seed);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    if (free) return port;
-  }
-  return common::InternalError("no free loopback port");
-}
-
+using common::testing::FreeLoopbackPort;
 using e2e::WriteFile;
 
 // The JSON payload of a compact JWS (not verified: the test only reads jti).

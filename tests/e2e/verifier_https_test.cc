@@ -31,13 +31,9 @@ class VerifierHttpsTest : public ::testing::Test {
     dir_ = fleet_->info().dir / "https";
     fs::create_directories(dir_);
     pki_ = std::move(http::testing::TestPki::Create("agentroot test CA")).value();
-    auto server_cred = std::move(pki_->IssueServer()).value();
 
     http::ServerOptions options;
-    http::TcpListenOptions tcp;
-    tcp.address = "127.0.0.1";
-    tcp.tls.certificate_chain_pem = server_cred.certificate_pem;
-    tcp.tls.private_key_pem = std::move(server_cred.private_key_pem);
+    http::TcpListenOptions tcp = std::move(pki_->LoopbackListener()).value();
     tcp.tls.client_auth = http::ClientAuth::kOptional;
     tcp.tls.client_ca_pem = pki_->ca_certificate_pem();
     options.tcp = std::move(tcp);

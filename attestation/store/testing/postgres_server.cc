@@ -1,10 +1,7 @@
 #include "testing/postgres_server.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "agentroot/common/testing/ports.h"
 #include "agentroot/common/testing/test_logs.h"
 #include "sql_connection.h"
 
@@ -56,23 +54,6 @@ Status ChownToPostgres(const std::string& path) {
     return common::InternalError("chown " + path + ": " + std::strerror(errno));
   }
   return Status();
-}
-
-Result<int> FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return common::InternalError("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return common::InternalError("bind to a free loopback port failed");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 Result<common::testing::CleanupWatchdog> StartWatchdog(const std::string& dir) {
@@ -167,7 +148,7 @@ Status ScopedPostgresServer::InitAndStart() {
 
   // A free port can be taken between probing and binding: retry a few times.
   for (int attempt = 0; attempt < 5; ++attempt) {
-    AR_ASSIGN_OR_RETURN(port_, FreeLoopbackPort());
+    AR_ASSIGN_OR_RETURN(port_, common::testing::FreeLoopbackPort());
     const std::string options = "-c listen_addresses=127.0.0.1 -c port=" + std::to_string(port_) +
                                 " -c unix_socket_directories=" + sock +
                                 " -c fsync=on -c synchronous_commit=on -c max_connections=80"

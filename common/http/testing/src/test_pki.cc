@@ -113,6 +113,16 @@ common::Result<TestCredential> TestPki::IssueServer(std::string_view san) {
   return Issue(options);
 }
 
+common::Result<TcpListenOptions> TestPki::LoopbackListener(std::uint16_t port) {
+  AR_ASSIGN_OR_RETURN(TestCredential credential, IssueServer());
+  TcpListenOptions tcp;
+  tcp.address = "127.0.0.1";
+  tcp.port = port;
+  tcp.tls.certificate_chain_pem = std::move(credential.certificate_pem);
+  tcp.tls.private_key_pem = std::move(credential.private_key_pem);
+  return tcp;
+}
+
 common::Result<TestCredential> TestPki::IssueClient(std::string_view common_name) {
   IssueOptions options;
   options.common_name = std::string(common_name);

@@ -15,6 +15,7 @@
 #include "agentroot/common/openssl.h"
 #include "agentroot/common/secret_bytes.h"
 #include "agentroot/common/status.h"
+#include "agentroot/http/server.h"
 
 namespace agentroot::http::testing {
 
@@ -43,6 +44,10 @@ class TestPki {
   // serverAuth, SAN DNS:localhost, IP:127.0.0.1, IP:::1 unless `san` given.
   common::Result<TestCredential> IssueServer(
       std::string_view san = "DNS:localhost,IP:127.0.0.1,IP:::1");
+  // A TLS listener on 127.0.0.1:`port` (0: an ephemeral one) with a fresh
+  // server credential from IssueServer(); set tls.client_auth and
+  // tls.client_ca_pem on it for mutual TLS.
+  common::Result<TcpListenOptions> LoopbackListener(std::uint16_t port = 0);
   // clientAuth, CN = common_name.
   common::Result<TestCredential> IssueClient(std::string_view common_name);
 
